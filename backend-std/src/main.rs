@@ -1,0 +1,3 @@
+//! Placeholder entry point; replaced when this binary is built.
+
+fn main() {}
