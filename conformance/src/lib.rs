@@ -1,1 +1,2 @@
 //! Conformance harness for natter.
+pub mod server;
