@@ -17,5 +17,10 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
+pub mod event;
 pub mod frame;
+pub mod hub;
+pub mod metrics;
 pub mod names;
+pub mod rate;
+pub mod room;
