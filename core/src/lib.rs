@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod frame;
+pub mod handshake;
 pub mod hub;
 pub mod metrics;
 pub mod names;
