@@ -1,4 +1,17 @@
-//! RFC 6455 §5 framing: opcodes, headers, encoding.
+//! RFC 6455 §5 framing: opcodes, headers, encoding and incremental decoding.
+//!
+//! [`encode_frame`] writes one complete frame. [`FrameDecoder`] reads frames
+//! from a byte stream split anywhere: it yields each [`FrameHeader`] as soon
+//! as the header is complete and checked, then hands the payload over in
+//! pieces as the bytes arrive, unmasked, so a large frame is held only once.
+
+use std::fmt;
+
+/// The longest frame header: 2 fixed bytes, an 8-byte length, a 4-byte key.
+pub const MAX_HEADER_LEN: usize = 14;
+
+/// The largest payload a control frame may carry (RFC 6455 §5.5).
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// The 4-bit frame opcode (RFC 6455 §5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,7 +75,7 @@ pub fn encode_frame(
 ) {
     let first = if fin { 0x80 } else { 0x00 } | opcode.to_u8();
     let mask_bit = if mask.is_some() { 0x80 } else { 0x00 };
-    out.reserve(14 + payload.len());
+    out.reserve(MAX_HEADER_LEN + payload.len());
     out.push(first);
 
     let len = payload.len();
@@ -89,8 +102,462 @@ pub fn encode_frame(
 
 /// XORs `data` with the masking key, starting at byte `offset` of the key
 /// cycle, so a payload may be unmasked in pieces as it arrives.
+///
+/// Works eight bytes at a time; only the last few bytes go one by one.
 pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
-    for (index, byte) in data.iter_mut().enumerate() {
-        *byte ^= key[(offset + index) & 3];
+    // Rotate the key so that data[0] meets key[offset % 4].
+    let mut rotated = key;
+    rotated.rotate_left(offset & 3);
+    let [a, b, c, d] = rotated;
+    let word = u64::from_ne_bytes([a, b, c, d, a, b, c, d]);
+
+    let mut chunks = data.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
+    }
+
+    // Eight is a multiple of four, so the remainder starts on key byte 0.
+    for (byte, mask) in chunks
+        .into_remainder()
+        .iter_mut()
+        .zip(rotated.iter().cycle())
+    {
+        *byte ^= mask;
+    }
+}
+
+/// One checked frame header (RFC 6455 §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Whether this is the final frame of its message.
+    pub fin: bool,
+    /// The three reserved bits, RSV1 as 0b100; zero unless an extension
+    /// defines them, and natter negotiates none.
+    pub rsv: u8,
+    /// The frame's opcode.
+    pub opcode: OpCode,
+    /// The masking key, present when the frame is masked.
+    pub mask: Option<[u8; 4]>,
+    /// The declared payload length in bytes.
+    pub payload_len: u64,
+}
+
+impl FrameHeader {
+    /// Tells whether the frame's payload is masked.
+    pub fn is_masked(&self) -> bool {
+        self.mask.is_some()
+    }
+}
+
+/// Which frames a decoder accepts with respect to masking (RFC 6455 §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Masking {
+    /// Every frame must be masked: the frames a server receives.
+    Required,
+    /// No frame may be masked: the frames a client receives.
+    Forbidden,
+    /// Either is accepted: for tools that read both directions.
+    Any,
+}
+
+/// A broken framing rule, found while reading a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    /// A reserved bit was set though no extension defines it (RFC 6455 §5.2).
+    ReservedBitsSet {
+        /// The three bits as they came, RSV1 as 0b100.
+        bits: u8,
+    },
+    /// The opcode is one RFC 6455 §5.2 reserves.
+    ReservedOpCode {
+        /// The wire value.
+        value: u8,
+    },
+    /// A control frame did not have FIN set (RFC 6455 §5.5).
+    FragmentedControl {
+        /// The control frame's opcode.
+        opcode: OpCode,
+    },
+    /// A control frame declared more than 125 payload bytes (RFC 6455 §5.5).
+    ControlTooLong {
+        /// The control frame's opcode.
+        opcode: OpCode,
+        /// The declared length.
+        len: u64,
+    },
+    /// A frame that must be masked was not (RFC 6455 §5.1).
+    MissingMask,
+    /// A frame that must not be masked was (RFC 6455 §5.1).
+    UnexpectedMask,
+    /// A length used a longer encoding than needed (RFC 6455 §5.2).
+    NonMinimalLength {
+        /// The declared length.
+        len: u64,
+    },
+    /// A 64-bit length had its most significant bit set (RFC 6455 §5.2).
+    LengthTopBitSet,
+    /// The declared payload length is over the configured maximum.
+    PayloadTooLong {
+        /// The declared length.
+        len: u64,
+        /// The maximum.
+        max: u64,
+    },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::ReservedBitsSet { bits } => write!(f, "reserved bits set: {bits:#05b}"),
+            FrameError::ReservedOpCode { value } => write!(f, "reserved opcode {value:#x}"),
+            FrameError::FragmentedControl { opcode } => {
+                write!(f, "fragmented control frame ({opcode:?})")
+            }
+            FrameError::ControlTooLong { opcode, len } => {
+                write!(f, "control frame too long ({opcode:?}, {len} bytes)")
+            }
+            FrameError::MissingMask => f.write_str("unmasked frame from a client"),
+            FrameError::UnexpectedMask => f.write_str("masked frame from a server"),
+            FrameError::NonMinimalLength { len } => {
+                write!(f, "length {len} not minimally encoded")
+            }
+            FrameError::LengthTopBitSet => f.write_str("64-bit length with top bit set"),
+            FrameError::PayloadTooLong { len, max } => {
+                write!(f, "frame of {len} bytes over the limit of {max}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// What one call to [`FrameDecoder::decode`] produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    /// All the input was taken and a header is still incomplete.
+    NeedMore,
+    /// A complete, checked header; its payload follows in later calls (none
+    /// when `payload_len` is zero, and the frame is then complete).
+    Header {
+        /// The header.
+        header: FrameHeader,
+        /// Input bytes used.
+        consumed: usize,
+    },
+    /// Payload bytes were appended, unmasked, to the caller's buffer.
+    Payload {
+        /// Input bytes used, which is also the number appended.
+        consumed: usize,
+        /// Whether the frame's payload is now complete.
+        frame_done: bool,
+    },
+}
+
+/// Where a decoder is in the stream.
+#[derive(Debug, Clone)]
+enum DecodeState {
+    /// Collecting a header; `filled` bytes of `buf` hold it so far.
+    ExpectHeader {
+        buf: [u8; MAX_HEADER_LEN],
+        filled: usize,
+    },
+    /// Passing on a payload; `offset` is the position in the key cycle.
+    ExpectPayload {
+        mask: Option<[u8; 4]>,
+        offset: usize,
+        remaining: u64,
+    },
+}
+
+/// An incremental RFC 6455 frame decoder.
+///
+/// Feed it the stream in pieces of any size with [`decode`](Self::decode),
+/// looping while input remains: each call yields a checked [`FrameHeader`],
+/// a piece of payload appended to the caller's buffer, or
+/// [`Decoded::NeedMore`]. Only an incomplete header (at most
+/// [`MAX_HEADER_LEN`] bytes) is held inside; a declared length over the
+/// maximum fails with the header, before any payload byte is taken.
+///
+/// # Examples
+///
+/// ```
+/// use natter_core::frame::{encode_frame, Decoded, FrameDecoder, Masking, OpCode};
+///
+/// let mut wire = Vec::new();
+/// encode_frame(&mut wire, OpCode::Text, true, b"hi", Some([1, 2, 3, 4]));
+///
+/// let mut decoder = FrameDecoder::new(Masking::Required, 1024);
+/// let mut payload = Vec::new();
+/// let Ok(Decoded::Header { header, consumed }) = decoder.decode(&wire, &mut payload) else {
+///     panic!("expected a header");
+/// };
+/// assert_eq!(header.payload_len, 2);
+/// let step = decoder.decode(&wire[consumed..], &mut payload);
+/// assert_eq!(step, Ok(Decoded::Payload { consumed: 2, frame_done: true }));
+/// assert_eq!(payload, b"hi");
+/// ```
+#[derive(Debug, Clone)]
+pub struct FrameDecoder {
+    masking: Masking,
+    max_payload: u64,
+    state: DecodeState,
+}
+
+impl FrameDecoder {
+    /// Creates a decoder that applies `masking` and refuses frames declaring
+    /// more than `max_payload` bytes.
+    pub fn new(masking: Masking, max_payload: u64) -> FrameDecoder {
+        FrameDecoder {
+            masking,
+            max_payload,
+            state: DecodeState::ExpectHeader {
+                buf: [0; MAX_HEADER_LEN],
+                filled: 0,
+            },
+        }
+    }
+
+    /// Returns the payload bytes of the current frame still to come, zero
+    /// while a header is expected.
+    pub fn payload_remaining(&self) -> u64 {
+        match self.state {
+            DecodeState::ExpectHeader { .. } => 0,
+            DecodeState::ExpectPayload { remaining, .. } => remaining,
+        }
+    }
+
+    /// Decodes from the front of `input`, appending any payload bytes to
+    /// `payload` unmasked.
+    ///
+    /// Call again with the rest of `input` (after `consumed` bytes) until it
+    /// is empty; a frame's payload may be spread over several calls.
+    ///
+    /// # Errors
+    ///
+    /// Returns the broken rule when a header violates RFC 6455 §5 or
+    /// declares more than the maximum. The decoder is then unusable: the
+    /// stream has lost its framing.
+    pub fn decode(&mut self, input: &[u8], payload: &mut Vec<u8>) -> Result<Decoded, FrameError> {
+        match &mut self.state {
+            DecodeState::ExpectHeader { buf, filled } => {
+                let (consumed, header) =
+                    read_header(buf, filled, input, self.masking, self.max_payload)?;
+                let Some(header) = header else {
+                    return Ok(Decoded::NeedMore);
+                };
+                if header.payload_len > 0 {
+                    self.state = DecodeState::ExpectPayload {
+                        mask: header.mask,
+                        offset: 0,
+                        remaining: header.payload_len,
+                    };
+                } else {
+                    *filled = 0;
+                }
+                Ok(Decoded::Header { header, consumed })
+            }
+            DecodeState::ExpectPayload {
+                mask,
+                offset,
+                remaining,
+            } => {
+                let take = input
+                    .len()
+                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                let start = payload.len();
+                payload.extend_from_slice(&input[..take]);
+                if let Some(key) = *mask {
+                    apply_mask(&mut payload[start..], key, *offset);
+                    *offset = (*offset + take) & 3;
+                }
+                *remaining -= take as u64;
+
+                let frame_done = *remaining == 0;
+                if frame_done {
+                    self.state = DecodeState::ExpectHeader {
+                        buf: [0; MAX_HEADER_LEN],
+                        filled: 0,
+                    };
+                }
+                Ok(Decoded::Payload {
+                    consumed: take,
+                    frame_done,
+                })
+            }
+        }
+    }
+}
+
+/// Gathers header bytes from `input` into `buf`, checking each field as
+/// soon as its bytes are in, and returns the bytes used and, once complete,
+/// the header.
+fn read_header(
+    buf: &mut [u8; MAX_HEADER_LEN],
+    filled: &mut usize,
+    input: &[u8],
+    masking: Masking,
+    max_payload: u64,
+) -> Result<(usize, Option<FrameHeader>), FrameError> {
+    let mut used = 0;
+    loop {
+        // The next point where something can be checked: the first byte,
+        // the second, the extended length, then the whole header.
+        let target = match *filled {
+            0 => 1,
+            1 => 2,
+            _ => {
+                let (ext_len, total) = header_size(buf[1]);
+                if *filled < 2 + ext_len {
+                    2 + ext_len
+                } else {
+                    total
+                }
+            }
+        };
+
+        if *filled < target {
+            let take = (target - *filled).min(input.len() - used);
+            buf[*filled..*filled + take].copy_from_slice(&input[used..used + take]);
+            *filled += take;
+            used += take;
+            if *filled < target {
+                return Ok((used, None));
+            }
+        }
+
+        match *filled {
+            1 => check_first_byte(buf[0])?,
+            2 => check_second_byte(buf[0], buf[1], masking, max_payload)?,
+            _ => {}
+        }
+        let (ext_len, total) = header_size(buf[1]);
+        if *filled == 2 + ext_len && ext_len > 0 {
+            check_length(buf, ext_len, max_payload)?;
+        }
+        if *filled == total {
+            return Ok((used, Some(finish_header(buf, ext_len))));
+        }
+    }
+}
+
+/// Returns the extended length's size and the whole header's size that a
+/// header's second byte announces.
+fn header_size(second: u8) -> (usize, usize) {
+    let ext_len = match second & 0x7F {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    let mask_len = if second & 0x80 != 0 { 4 } else { 0 };
+    (ext_len, 2 + ext_len + mask_len)
+}
+
+/// Checks the reserved bits and the opcode (RFC 6455 §5.2, §5.5).
+fn check_first_byte(first: u8) -> Result<(), FrameError> {
+    let bits = (first >> 4) & 0x7;
+    if bits != 0 {
+        return Err(FrameError::ReservedBitsSet { bits });
+    }
+
+    let value = first & 0x0F;
+    let opcode = OpCode::from_u8(value).ok_or(FrameError::ReservedOpCode { value })?;
+    if opcode.is_control() && first & 0x80 == 0 {
+        return Err(FrameError::FragmentedControl { opcode });
+    }
+    Ok(())
+}
+
+/// Checks the mask bit and a short length: a control frame's limit, and
+/// the maximum when no extended length follows.
+fn check_second_byte(
+    first: u8,
+    second: u8,
+    masking: Masking,
+    max_payload: u64,
+) -> Result<(), FrameError> {
+    let masked = second & 0x80 != 0;
+    match masking {
+        Masking::Required if !masked => return Err(FrameError::MissingMask),
+        Masking::Forbidden if masked => return Err(FrameError::UnexpectedMask),
+        _ => {}
+    }
+
+    let len = u64::from(second & 0x7F);
+    if let Some(opcode) = OpCode::from_u8(first & 0x0F) {
+        if opcode.is_control() && len > MAX_CONTROL_PAYLOAD as u64 {
+            return Err(FrameError::ControlTooLong { opcode, len });
+        }
+    }
+    if len < 126 {
+        check_max(len, max_payload)?;
+    }
+    Ok(())
+}
+
+/// Reads the extended length that follows the two fixed bytes.
+fn extended_length(buf: &[u8; MAX_HEADER_LEN], ext_len: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes[8 - ext_len..].copy_from_slice(&buf[2..2 + ext_len]);
+    u64::from_be_bytes(bytes)
+}
+
+/// Checks an extended length: minimal, top bit clear, within the maximum.
+fn check_length(
+    buf: &[u8; MAX_HEADER_LEN],
+    ext_len: usize,
+    max_payload: u64,
+) -> Result<(), FrameError> {
+    let len = extended_length(buf, ext_len);
+    if ext_len == 8 && len >> 63 != 0 {
+        return Err(FrameError::LengthTopBitSet);
+    }
+    let minimal = match ext_len {
+        2 => len >= 126,
+        _ => len > 0xFFFF,
+    };
+    if !minimal {
+        return Err(FrameError::NonMinimalLength { len });
+    }
+    check_max(len, max_payload)
+}
+
+/// Refuses a declared length over the maximum.
+fn check_max(len: u64, max: u64) -> Result<(), FrameError> {
+    if len > max {
+        return Err(FrameError::PayloadTooLong { len, max });
+    }
+    Ok(())
+}
+
+/// Builds the header from its complete, already checked bytes.
+fn finish_header(buf: &[u8; MAX_HEADER_LEN], ext_len: usize) -> FrameHeader {
+    let payload_len = if ext_len == 0 {
+        u64::from(buf[1] & 0x7F)
+    } else {
+        extended_length(buf, ext_len)
+    };
+
+    let mask = if buf[1] & 0x80 != 0 {
+        let key_at = 2 + ext_len;
+        Some([
+            buf[key_at],
+            buf[key_at + 1],
+            buf[key_at + 2],
+            buf[key_at + 3],
+        ])
+    } else {
+        None
+    };
+
+    // check_first_byte let only known opcodes through.
+    let opcode = OpCode::from_u8(buf[0] & 0x0F).unwrap_or(OpCode::Continuation);
+    FrameHeader {
+        fin: buf[0] & 0x80 != 0,
+        rsv: (buf[0] >> 4) & 0x7,
+        opcode,
+        mask,
+        payload_len,
     }
 }

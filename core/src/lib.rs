@@ -16,7 +16,9 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod close;
 pub mod config;
+pub mod connection;
 pub mod event;
 pub mod frame;
 pub mod handshake;
@@ -25,3 +27,4 @@ pub mod metrics;
 pub mod names;
 pub mod rate;
 pub mod room;
+pub mod utf8;

@@ -1,0 +1,785 @@
+//! One WebSocket endpoint as a sans-IO state machine (RFC 6455 §5-§7).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::close::{self, CloseCode, InvalidClose, ABNORMAL_CLOSURE};
+use crate::config::ServerConfig;
+use crate::frame::{encode_frame, Decoded, FrameDecoder, FrameError, FrameHeader, Masking, OpCode};
+use crate::utf8::{InvalidUtf8, Utf8Validator};
+
+/// Which end of the connection this endpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The server: frames it receives must be masked, its own are not.
+    Server,
+    /// The client: it masks every frame with keys drawn from a generator
+    /// seeded with `mask_seed`, so a test can replay its output.
+    Client {
+        /// The seed of the masking key generator.
+        mask_seed: u64,
+    },
+}
+
+/// The limits and timeouts of one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// The largest message accepted, all fragments together (over it: 1009).
+    pub max_message_bytes: usize,
+    /// Whether binary messages are accepted (if not: 1003).
+    pub allow_binary: bool,
+    /// Silence after which a ping is sent; `None` sends no pings.
+    pub idle_ping_after: Option<Duration>,
+    /// Further silence after that ping before the connection is given up.
+    pub pong_timeout: Duration,
+    /// Time to wait for the peer's close frame once ours is sent.
+    pub close_timeout: Duration,
+}
+
+impl ConnectionConfig {
+    /// Returns the configuration of a chat member's connection: text only,
+    /// up to the chat limit.
+    pub fn chat(server: &ServerConfig) -> ConnectionConfig {
+        ConnectionConfig {
+            max_message_bytes: server.max_chat_bytes,
+            allow_binary: false,
+            idle_ping_after: Some(server.idle_ping_after),
+            pong_timeout: server.pong_timeout,
+            close_timeout: server.close_timeout,
+        }
+    }
+
+    /// Returns the configuration of an `/echo` connection: text and binary,
+    /// up to the echo limit.
+    pub fn echo(server: &ServerConfig) -> ConnectionConfig {
+        ConnectionConfig {
+            max_message_bytes: server.max_echo_bytes,
+            allow_binary: true,
+            ..ConnectionConfig::chat(server)
+        }
+    }
+
+    /// Returns the configuration of a client's connection: messages up to
+    /// 16 MiB of either kind, a ping after 30 s of silence, and the
+    /// protocol's default timeouts.
+    pub fn client() -> ConnectionConfig {
+        let defaults = ServerConfig::default();
+        ConnectionConfig {
+            max_message_bytes: 16 * 1024 * 1024,
+            allow_binary: true,
+            ..ConnectionConfig::chat(&defaults)
+        }
+    }
+}
+
+/// A complete message received from the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text message, valid UTF-8.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+}
+
+/// Something the driver must act on, from [`Connection::poll_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A whole message arrived.
+    Message(Message),
+    /// A pong arrived, with its payload (answers to our pings and
+    /// unsolicited ones alike).
+    Pong(Vec<u8>),
+    /// The connection is finished: write what
+    /// [`poll_transmit`](Connection::poll_transmit) still gives, then drop
+    /// the transport. Emitted once, and last.
+    Closed(CloseInfo),
+}
+
+/// How and why a connection finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseInfo {
+    /// The code of the close frame that started the closing handshake (the
+    /// peer's or ours); `None` when the peer's close carried no code; 1006
+    /// when the connection ended without a handshake.
+    pub code: Option<u16>,
+    /// The reason that came with that code.
+    pub reason: String,
+    /// Who or what ended the connection.
+    pub cause: CloseCause,
+}
+
+/// Who or what ended a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseCause {
+    /// The peer sent a close frame and this endpoint answered it.
+    ClosedByPeer,
+    /// This endpoint called [`Connection::close`]; `acknowledged` tells
+    /// whether the peer's close arrived before the close timeout.
+    ClosedByUs {
+        /// Whether the peer answered with its own close frame.
+        acknowledged: bool,
+    },
+    /// The peer broke the protocol; a close frame with the matching code
+    /// was queued unless ours had already gone out.
+    Violation(ProtocolError),
+    /// The peer stayed silent through a ping and the pong timeout.
+    TimedOut,
+    /// The driver reported the end of the byte stream before any close.
+    ConnectionLost,
+}
+
+/// A rule of RFC 6455 (or of this connection's configuration) that the
+/// peer broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// A frame header was malformed (RFC 6455 §5.2).
+    Frame(FrameError),
+    /// A continuation frame arrived with no message open (RFC 6455 §5.4).
+    ContinuationWithoutStart,
+    /// A text or binary frame arrived while a fragmented message was still
+    /// open (RFC 6455 §5.4).
+    MessageAlreadyOpen,
+    /// A message (its fragments together) is over the configured limit.
+    MessageTooBig {
+        /// The size the message would reach.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A binary message arrived where only text is accepted.
+    BinaryNotAllowed,
+    /// A text message was not valid UTF-8 (RFC 6455 §8.1).
+    InvalidUtf8(InvalidUtf8),
+    /// A close frame's payload was invalid (RFC 6455 §5.5.1).
+    InvalidClose(InvalidClose),
+}
+
+impl ProtocolError {
+    /// Returns the close code that answers this violation.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            ProtocolError::Frame(FrameError::PayloadTooLong { .. }) => CloseCode::MESSAGE_TOO_BIG,
+            ProtocolError::Frame(_)
+            | ProtocolError::ContinuationWithoutStart
+            | ProtocolError::MessageAlreadyOpen => CloseCode::PROTOCOL_ERROR,
+            ProtocolError::MessageTooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
+            ProtocolError::BinaryNotAllowed => CloseCode::UNSUPPORTED_DATA,
+            ProtocolError::InvalidUtf8(_) => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidClose(error) => error.close_code(),
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::Frame(error) => error.fmt(f),
+            ProtocolError::ContinuationWithoutStart => f.write_str("continuation without a start"),
+            ProtocolError::MessageAlreadyOpen => f.write_str("new message inside a fragmented one"),
+            ProtocolError::MessageTooBig { size, max } => {
+                write!(f, "message of {size} bytes over the limit of {max}")
+            }
+            ProtocolError::BinaryNotAllowed => f.write_str("binary messages not accepted"),
+            ProtocolError::InvalidUtf8(error) => error.fmt(f),
+            ProtocolError::InvalidClose(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// Why a message could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// Our close frame has gone out; no data frame may follow it
+    /// (RFC 6455 §5.5.1).
+    CloseSent,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::CloseSent => f.write_str("close frame already sent"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// Where the closing handshake stands.
+#[derive(Debug, Clone)]
+enum State {
+    /// Data flows both ways.
+    Open,
+    /// Our close went out; waiting for the peer's until `deadline`.
+    ClosedByUs {
+        code: CloseCode,
+        reason: String,
+        deadline: Option<Instant>,
+    },
+    /// Finished: the `Closed` event is queued and nothing more is read.
+    Finished,
+}
+
+/// The kind of the message being reassembled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MessageKind {
+    Text,
+    Binary,
+}
+
+/// Where the payload of the frame being read goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// Into the message being reassembled.
+    Message,
+    /// Into the control payload buffer.
+    Control(OpCode),
+    /// Nowhere: data arriving after our close.
+    Discard,
+}
+
+/// The frame whose payload is being read.
+#[derive(Debug, Clone, Copy)]
+struct FrameInProgress {
+    target: Target,
+    fin: bool,
+}
+
+/// One WebSocket endpoint, after the upgrade, as a sans-IO state machine.
+///
+/// The driver owns the socket and the clock; the connection owns the
+/// protocol. Its methods come in families:
+/// - input: [`handle_input`](Self::handle_input) with every byte read,
+///   [`handle_timeout`](Self::handle_timeout) when the deadline passes,
+///   [`handle_eof`](Self::handle_eof) when the stream ends;
+/// - output, pulled until empty after each input, in this order:
+///   [`poll_event`](Self::poll_event), [`poll_transmit`](Self::poll_transmit),
+///   then [`poll_timeout`](Self::poll_timeout) to re-arm the timer;
+/// - commands: [`send_text`](Self::send_text),
+///   [`send_binary`](Self::send_binary), [`close`](Self::close);
+/// - state: [`is_closed`](Self::is_closed),
+///   [`can_send_data`](Self::can_send_data).
+///
+/// When [`Event::Closed`] comes out, write what `poll_transmit` still gives
+/// and drop the transport. Time only moves through the `now` arguments; a
+/// command uses the latest `now` it has seen.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Instant;
+/// use natter_core::config::ServerConfig;
+/// use natter_core::connection::{Connection, ConnectionConfig, Event, Message, Role};
+///
+/// let now = Instant::now();
+/// let config = ConnectionConfig::echo(&ServerConfig::default());
+/// let mut server = Connection::new(Role::Server, config, now);
+/// let mut client = Connection::new(Role::Client { mask_seed: 7 }, ConnectionConfig::client(), now);
+///
+/// client.send_text("hello").unwrap();
+/// let mut wire = Vec::new();
+/// client.poll_transmit(&mut wire);
+/// server.handle_input(now, &wire);
+/// assert_eq!(server.poll_event(), Some(Event::Message(Message::Text("hello".into()))));
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    config: ConnectionConfig,
+    /// The masking key source; present only for a client.
+    rng: Option<fastrand::Rng>,
+    decoder: FrameDecoder,
+    state: State,
+    frame: Option<FrameInProgress>,
+    message: Option<MessageKind>,
+    message_buf: Vec<u8>,
+    validator: Utf8Validator,
+    /// Whether the validator has seen the current message; a text message
+    /// that arrives whole in one piece is checked once, at its end.
+    validating: bool,
+    control_buf: Vec<u8>,
+    /// Payload of discarded frames, cleared before each use.
+    scratch: Vec<u8>,
+    transmit: Vec<u8>,
+    events: VecDeque<Event>,
+    now: Instant,
+    last_activity: Instant,
+    ping_sent_at: Option<Instant>,
+}
+
+impl Connection {
+    /// Creates an open connection for `role`, its heartbeat starting at
+    /// `now`.
+    pub fn new(role: Role, config: ConnectionConfig, now: Instant) -> Connection {
+        let (masking, rng) = match role {
+            Role::Server => (Masking::Required, None),
+            Role::Client { mask_seed } => (
+                Masking::Forbidden,
+                Some(fastrand::Rng::with_seed(mask_seed)),
+            ),
+        };
+        let max = u64::try_from(config.max_message_bytes).unwrap_or(u64::MAX);
+        Connection {
+            config,
+            rng,
+            decoder: FrameDecoder::new(masking, max),
+            state: State::Open,
+            frame: None,
+            message: None,
+            message_buf: Vec::new(),
+            validator: Utf8Validator::new(),
+            validating: false,
+            control_buf: Vec::with_capacity(crate::frame::MAX_CONTROL_PAYLOAD),
+            scratch: Vec::new(),
+            transmit: Vec::new(),
+            events: VecDeque::new(),
+            now,
+            last_activity: now,
+            ping_sent_at: None,
+        }
+    }
+
+    /// Processes bytes read from the peer at `now`.
+    ///
+    /// Bytes after the peer's close frame or a protocol violation are
+    /// ignored; so is everything once the connection is finished.
+    pub fn handle_input(&mut self, now: Instant, input: &[u8]) {
+        self.now = now;
+        if matches!(self.state, State::Finished) || input.is_empty() {
+            return;
+        }
+        self.last_activity = now;
+        self.ping_sent_at = None;
+
+        let mut input = input;
+        while !input.is_empty() && !matches!(self.state, State::Finished) {
+            match self.step(input) {
+                Ok(used) => input = &input[used..],
+                Err(error) => return self.fail(error),
+            }
+        }
+    }
+
+    /// Reports that the peer's byte stream ended; unless the connection had
+    /// already finished, it finishes as lost, with code 1006.
+    pub fn handle_eof(&mut self) {
+        if !matches!(self.state, State::Finished) {
+            self.finish(
+                Some(ABNORMAL_CLOSURE),
+                "connection lost".into(),
+                CloseCause::ConnectionLost,
+            );
+        }
+    }
+
+    /// Advances the timers to `now`: sends the idle ping, gives up on a
+    /// silent peer, or stops waiting for the peer's close.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        match &self.state {
+            State::Open => self.check_heartbeat(now),
+            State::ClosedByUs {
+                code,
+                reason,
+                deadline,
+            } => {
+                if deadline.is_some_and(|deadline| now >= deadline) {
+                    let (code, reason) = (code.get(), reason.clone());
+                    self.finish(
+                        Some(code),
+                        reason,
+                        CloseCause::ClosedByUs {
+                            acknowledged: false,
+                        },
+                    );
+                }
+            }
+            State::Finished => {}
+        }
+    }
+
+    /// Returns the next event, or `None` when there is none for now.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Appends the bytes waiting to be written to `out`, and tells whether
+    /// there were any.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.transmit.is_empty() {
+            return false;
+        }
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.transmit);
+        } else {
+            out.extend_from_slice(&self.transmit);
+            self.transmit.clear();
+        }
+        true
+    }
+
+    /// Returns the next deadline, when [`handle_timeout`](Self::handle_timeout)
+    /// should be called, or `None` when no timer is running.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.state {
+            State::Open => {
+                let idle = self.config.idle_ping_after?;
+                match self.ping_sent_at {
+                    None => self.last_activity.checked_add(idle),
+                    Some(sent) => sent.checked_add(self.config.pong_timeout),
+                }
+            }
+            State::ClosedByUs { deadline, .. } => *deadline,
+            State::Finished => None,
+        }
+    }
+
+    /// Queues a text message.
+    ///
+    /// # Errors
+    ///
+    /// Fails once our close frame has been queued.
+    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+        self.send_data(OpCode::Text, text.as_bytes())
+    }
+
+    /// Queues a binary message.
+    ///
+    /// # Errors
+    ///
+    /// Fails once our close frame has been queued.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.send_data(OpCode::Binary, data)
+    }
+
+    /// Starts the closing handshake: queues a close frame with `code` and
+    /// `reason` (cut to fit), then waits for the peer's close until the
+    /// close timeout. Does nothing once a close has been sent or received.
+    pub fn close(&mut self, code: CloseCode, reason: &str) {
+        if !matches!(self.state, State::Open) {
+            return;
+        }
+        let reason = close::truncate_reason(reason);
+        self.queue_close(Some(code), reason);
+
+        // A message being received will never be delivered now.
+        self.message = None;
+        self.message_buf = Vec::new();
+        if let Some(frame) = &mut self.frame {
+            if frame.target == Target::Message {
+                frame.target = Target::Discard;
+            }
+        }
+        self.state = State::ClosedByUs {
+            code,
+            reason: reason.to_owned(),
+            deadline: self.now.checked_add(self.config.close_timeout),
+        };
+    }
+
+    /// Tells whether the connection is finished: once transmit is drained,
+    /// the transport may be dropped.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Finished)
+    }
+
+    /// Tells whether data frames may still be sent (no close has gone out).
+    pub fn can_send_data(&self) -> bool {
+        matches!(self.state, State::Open)
+    }
+
+    /// Decodes one step from the front of `input` and returns the bytes it
+    /// used.
+    fn step(&mut self, input: &[u8]) -> Result<usize, ProtocolError> {
+        let target = self.frame.map(|frame| frame.target);
+        let buffer = match target {
+            Some(Target::Message) => &mut self.message_buf,
+            Some(Target::Control(_)) => &mut self.control_buf,
+            Some(Target::Discard) | None => {
+                self.scratch.clear();
+                &mut self.scratch
+            }
+        };
+
+        match self
+            .decoder
+            .decode(input, buffer)
+            .map_err(ProtocolError::Frame)?
+        {
+            Decoded::NeedMore => Ok(input.len()),
+            Decoded::Header { header, consumed } => {
+                self.start_frame(&header)?;
+                Ok(consumed)
+            }
+            Decoded::Payload {
+                consumed,
+                frame_done,
+            } => {
+                self.take_payload(consumed, frame_done)?;
+                Ok(consumed)
+            }
+        }
+    }
+
+    /// Checks a new frame against the message state and decides where its
+    /// payload goes.
+    fn start_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        let closing = !matches!(self.state, State::Open);
+        let target = match header.opcode {
+            OpCode::Continuation | OpCode::Text | OpCode::Binary if closing => Target::Discard,
+            OpCode::Continuation => {
+                if self.message.is_none() {
+                    return Err(ProtocolError::ContinuationWithoutStart);
+                }
+                self.check_size(header.payload_len)?;
+                Target::Message
+            }
+            OpCode::Text | OpCode::Binary => {
+                self.start_message(header)?;
+                Target::Message
+            }
+            opcode => {
+                self.control_buf.clear();
+                Target::Control(opcode)
+            }
+        };
+
+        self.frame = Some(FrameInProgress {
+            target,
+            fin: header.fin,
+        });
+        if header.payload_len == 0 {
+            self.end_frame()?;
+        }
+        Ok(())
+    }
+
+    /// Opens a message with its first frame (RFC 6455 §5.4).
+    fn start_message(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        if self.message.is_some() {
+            return Err(ProtocolError::MessageAlreadyOpen);
+        }
+        let kind = if header.opcode == OpCode::Binary {
+            if !self.config.allow_binary {
+                return Err(ProtocolError::BinaryNotAllowed);
+            }
+            MessageKind::Binary
+        } else {
+            MessageKind::Text
+        };
+
+        self.message_buf.clear();
+        self.check_size(header.payload_len)?;
+        self.message = Some(kind);
+        self.validator.reset();
+        self.validating = false;
+        Ok(())
+    }
+
+    /// Refuses a frame that would take the message over the limit.
+    fn check_size(&self, frame_len: u64) -> Result<(), ProtocolError> {
+        let max = u64::try_from(self.config.max_message_bytes).unwrap_or(u64::MAX);
+        let size = (self.message_buf.len() as u64).saturating_add(frame_len);
+        if size > max {
+            return Err(ProtocolError::MessageTooBig { size, max });
+        }
+        Ok(())
+    }
+
+    /// Handles `len` payload bytes just appended to the frame's buffer.
+    fn take_payload(&mut self, len: usize, frame_done: bool) -> Result<(), ProtocolError> {
+        let Some(frame) = self.frame else {
+            return Ok(());
+        };
+        if frame.target == Target::Message && self.message == Some(MessageKind::Text) {
+            // A message arriving whole in one piece is checked once at its end;
+            // anything else is checked as it comes, to fail at the first bad byte.
+            let whole =
+                frame.fin && frame_done && !self.validating && len == self.message_buf.len();
+            if !whole {
+                self.validating = true;
+                let start = self.message_buf.len().saturating_sub(len);
+                let piece = self.message_buf.get(start..).unwrap_or_default();
+                self.validator
+                    .feed(piece)
+                    .map_err(ProtocolError::InvalidUtf8)?;
+            }
+        }
+
+        if frame_done {
+            self.end_frame()?;
+        }
+        Ok(())
+    }
+
+    /// Acts on a frame whose payload is complete.
+    fn end_frame(&mut self) -> Result<(), ProtocolError> {
+        let Some(frame) = self.frame.take() else {
+            return Ok(());
+        };
+        match frame.target {
+            Target::Message if frame.fin => self.end_message(),
+            Target::Message | Target::Discard => Ok(()),
+            Target::Control(OpCode::Ping) => {
+                // RFC 6455 §5.5.2: answer with the same payload, unless our
+                // close is out and nothing may follow it.
+                if matches!(self.state, State::Open) {
+                    let payload = std::mem::take(&mut self.control_buf);
+                    self.queue_frame(OpCode::Pong, &payload);
+                    self.control_buf = payload;
+                }
+                Ok(())
+            }
+            Target::Control(OpCode::Pong) => {
+                self.events.push_back(Event::Pong(self.control_buf.clone()));
+                Ok(())
+            }
+            Target::Control(_) => self.receive_close(),
+        }
+    }
+
+    /// Delivers the reassembled message.
+    fn end_message(&mut self) -> Result<(), ProtocolError> {
+        let data = std::mem::take(&mut self.message_buf);
+        let message = match self.message.take() {
+            Some(MessageKind::Binary) => Message::Binary(data),
+            Some(MessageKind::Text) => {
+                if self.validating {
+                    self.validator
+                        .finish()
+                        .map_err(ProtocolError::InvalidUtf8)?;
+                }
+                match String::from_utf8(data) {
+                    Ok(text) => Message::Text(text),
+                    Err(error) => return Err(ProtocolError::InvalidUtf8(first_invalid(&error))),
+                }
+            }
+            None => return Ok(()),
+        };
+        self.events.push_back(Event::Message(message));
+        Ok(())
+    }
+
+    /// Handles the peer's close frame: answers it, or takes it as the answer
+    /// to ours, and finishes (RFC 6455 §5.5.1).
+    fn receive_close(&mut self) -> Result<(), ProtocolError> {
+        let parsed =
+            close::parse_close_payload(&self.control_buf).map_err(ProtocolError::InvalidClose)?;
+        let (code, reason) = match parsed {
+            Some((code, reason)) => (Some(code), reason.to_owned()),
+            None => (None, String::new()),
+        };
+
+        match &self.state {
+            State::Open => {
+                self.queue_close(code, "");
+                self.finish(code.map(CloseCode::get), reason, CloseCause::ClosedByPeer);
+            }
+            State::ClosedByUs { code, reason, .. } => {
+                let (code, reason) = (code.get(), reason.clone());
+                self.finish(
+                    Some(code),
+                    reason,
+                    CloseCause::ClosedByUs { acknowledged: true },
+                );
+            }
+            State::Finished => {}
+        }
+        Ok(())
+    }
+
+    /// Sends the idle ping, or gives up on a peer silent since it.
+    fn check_heartbeat(&mut self, now: Instant) {
+        let Some(idle) = self.config.idle_ping_after else {
+            return;
+        };
+        match self.ping_sent_at {
+            None => {
+                if self
+                    .last_activity
+                    .checked_add(idle)
+                    .is_some_and(|due| now >= due)
+                {
+                    self.queue_frame(OpCode::Ping, &[]);
+                    self.ping_sent_at = Some(now);
+                }
+            }
+            Some(sent) => {
+                if sent
+                    .checked_add(self.config.pong_timeout)
+                    .is_some_and(|due| now >= due)
+                {
+                    let code = Some(ABNORMAL_CLOSURE);
+                    self.finish(code, "timed out".into(), CloseCause::TimedOut);
+                }
+            }
+        }
+    }
+
+    /// Answers a violation: queues a close with its code (unless ours is
+    /// already out) and finishes.
+    fn fail(&mut self, error: ProtocolError) {
+        let code = error.close_code();
+        let reason = error.to_string();
+        match self.state {
+            State::Open => self.queue_close(Some(code), close::truncate_reason(&reason)),
+            State::ClosedByUs { .. } => {}
+            State::Finished => return,
+        }
+        self.finish(Some(code.get()), reason, CloseCause::Violation(error));
+    }
+
+    /// Ends the connection: stops reading and emits `Closed`.
+    fn finish(&mut self, code: Option<u16>, reason: String, cause: CloseCause) {
+        self.state = State::Finished;
+        self.frame = None;
+        self.message = None;
+        self.message_buf = Vec::new();
+        self.scratch = Vec::new();
+        self.events.push_back(Event::Closed(CloseInfo {
+            code,
+            reason,
+            cause,
+        }));
+    }
+
+    /// Queues a data frame.
+    fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        if !matches!(self.state, State::Open) {
+            return Err(SendError::CloseSent);
+        }
+        self.queue_frame(opcode, payload);
+        Ok(())
+    }
+
+    /// Queues a close frame: empty without a code.
+    fn queue_close(&mut self, code: Option<CloseCode>, reason: &str) {
+        let mut payload = Vec::new();
+        if let Some(code) = code {
+            close::encode_close_payload(&mut payload, code, reason);
+        }
+        self.queue_frame(OpCode::Close, &payload);
+    }
+
+    /// Encodes one whole frame into the transmit buffer, masked for a
+    /// client.
+    fn queue_frame(&mut self, opcode: OpCode, payload: &[u8]) {
+        let mask = self.rng.as_mut().map(|rng| rng.u32(..).to_ne_bytes());
+        encode_frame(&mut self.transmit, opcode, true, payload, mask);
+    }
+}
+
+/// Locates the first bad byte of a text that `String::from_utf8` refused.
+fn first_invalid(error: &std::string::FromUtf8Error) -> InvalidUtf8 {
+    let mut validator = Utf8Validator::new();
+    match validator
+        .feed(error.as_bytes())
+        .and_then(|()| validator.finish())
+    {
+        Err(invalid) => invalid,
+        Ok(()) => InvalidUtf8 {
+            offset: error.utf8_error().valid_up_to() as u64,
+        },
+    }
+}
