@@ -314,6 +314,7 @@ pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
                 } else {
                     u32::from(byte)
                 };
+                // A nibble is below 16, so it always indexes `HEX`.
                 let nibble = |shift: u32| HEX[((code >> shift) & 0xF) as usize];
                 out.extend_from_slice(b"\\u");
                 out.extend_from_slice(&[nibble(12), nibble(8), nibble(4), nibble(0)]);

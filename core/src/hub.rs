@@ -122,3 +122,125 @@ impl<T> Hub<T> {
         self.rooms.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::names::{SessionId, UserName};
+
+    fn member(name: &str, session: &str) -> Member {
+        Member {
+            user_name: UserName::parse(name).unwrap(),
+            session_id: SessionId::parse(session).unwrap(),
+        }
+    }
+
+    fn code(text: &str) -> RoomCode {
+        RoomCode::parse(text).unwrap()
+    }
+
+    fn seq(frame: &SharedFrame) -> u64 {
+        let value: Value = serde_json::from_slice(frame.payload()).unwrap();
+        value["seq"].as_u64().unwrap()
+    }
+
+    #[test]
+    fn room_lives_from_first_join_to_last_leave() {
+        let metrics = Arc::new(Metrics::new());
+        let mut hub = Hub::new(None, Some(metrics.clone()));
+        let now = Instant::now();
+        let lobby = code("lobby");
+        assert!(hub.room(&lobby).is_none());
+
+        let ana = hub
+            .join(&lobby, member("ana", "k3J9x0aa"), 'a', now, 1)
+            .unwrap();
+        let bo = hub
+            .join(&lobby, member("bo", "Zq81mmpp"), 'b', now, 2)
+            .unwrap();
+        assert_eq!(hub.len(), 1);
+        assert_eq!(hub.room(&lobby).map(Room::len), Some(2));
+        assert_eq!(metrics.snapshot().rooms, 1);
+
+        assert_eq!(
+            hub.leave(&lobby, ana.id, 3).map(|(outlet, _)| outlet),
+            Some('a')
+        );
+        assert!(hub.room(&lobby).is_some());
+        assert_eq!(
+            hub.leave(&lobby, bo.id, 4).map(|(outlet, _)| outlet),
+            Some('b')
+        );
+        assert!(hub.room(&lobby).is_none());
+        assert!(hub.is_empty());
+        assert_eq!(metrics.snapshot().rooms, 0);
+        assert_eq!(metrics.snapshot().members, 0);
+
+        // The code used again names a fresh room.
+        let again = hub
+            .join(&lobby, member("cy", "p0p0p0p0"), 'c', now, 5)
+            .unwrap();
+        assert_eq!(seq(&again.welcome), 1);
+        assert_eq!(hub.room(&lobby).map(Room::seq), Some(1));
+        assert!(hub.leave(&lobby, ana.id, 6).is_none());
+    }
+
+    #[test]
+    fn duplicate_session_is_refused_per_room() {
+        let mut hub = Hub::new(None, None);
+        let now = Instant::now();
+        hub.join(&code("lobby"), member("ana", "k3J9x0aa"), 1, now, 1)
+            .unwrap();
+
+        let refused = hub.join(&code("lobby"), member("ana", "k3J9x0aa"), 2, now, 2);
+        assert_eq!(refused.unwrap_err().into_outlet(), 2);
+        assert!(hub
+            .join(&code("other"), member("ana", "k3J9x0aa"), 3, now, 3)
+            .is_ok());
+        assert_eq!(hub.len(), 2);
+    }
+
+    #[test]
+    fn refused_first_join_leaves_no_empty_room() {
+        let mut hub = Hub::<u8>::new(None, None);
+        let now = Instant::now();
+        let lobby = code("lobby");
+        let ana = hub
+            .join(&lobby, member("ana", "k3J9x0aa"), 1, now, 1)
+            .unwrap();
+        hub.leave(&lobby, ana.id, 2).unwrap();
+
+        assert!(hub.rooms().all(|room| !room.is_empty()));
+        assert!(hub.is_empty());
+    }
+
+    #[test]
+    fn rooms_keep_their_own_seq() {
+        let mut hub = Hub::new(Some(RateLimit::default()), None);
+        let now = Instant::now();
+        let (a, b) = (code("a"), code("b"));
+        let ana = hub
+            .join(&a, member("ana", "k3J9x0aa"), (), now, 1)
+            .unwrap()
+            .id;
+        hub.join(&a, member("bo", "Zq81mmpp"), (), now, 1).unwrap();
+        let cy = hub
+            .join(&b, member("cy", "p0p0p0p0"), (), now, 1)
+            .unwrap()
+            .id;
+
+        let TextOutcome::Broadcast(in_a) = hub.handle_text(&a, ana, "x", now, 2) else {
+            panic!("expected a broadcast");
+        };
+        let TextOutcome::Broadcast(in_b) = hub.handle_text(&b, cy, "y", now, 2) else {
+            panic!("expected a broadcast");
+        };
+        assert_eq!((seq(&in_a), seq(&in_b)), (3, 2));
+
+        let lost = hub.handle_text(&code("nowhere"), ana, "z", now, 3);
+        assert!(matches!(lost, TextOutcome::UnknownMember));
+        assert!(hub.leave(&code("nowhere"), ana, 3).is_none());
+    }
+}

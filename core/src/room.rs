@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,13 +31,19 @@ pub struct Member {
 
 /// A handle on one member of one room, valid until that member leaves.
 ///
-/// Ids are never reused within a room: an id kept after its member left
-/// finds nobody, never a later member.
+/// Ids are never reused, in any room of the process: an id kept after its
+/// member left, or used on another room (or on a later room with the same
+/// code), finds nobody, never another member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MemberId {
     slot: usize,
-    generation: u64,
+    serial: u64,
 }
+
+/// The serial of the next member to join any room. Shared by every room so
+/// that an id from a removed room cannot name a member of its successor; a
+/// u64 counter does not run out.
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(0);
 
 /// What a successful [`Room::join`] gives back.
 #[derive(Debug, Clone)]
@@ -106,17 +113,10 @@ pub enum TextOutcome {
 /// One member's entry in the room.
 #[derive(Debug)]
 struct Entry<T> {
+    serial: u64,
     member: Member,
     outlet: T,
     bucket: Option<TokenBucket>,
-}
-
-/// A slot of the member table; its generation rises each time it is
-/// reused, so stale ids miss.
-#[derive(Debug)]
-struct Slot<T> {
-    generation: u64,
-    entry: Option<Entry<T>>,
 }
 
 /// One chat room: members in join order, the room's `seq`, and the frames
@@ -167,7 +167,7 @@ struct Slot<T> {
 pub struct Room<T> {
     code: RoomCode,
     seq: u64,
-    slots: Vec<Slot<T>>,
+    slots: Vec<Option<Entry<T>>>,
     free: Vec<usize>,
     order: Vec<MemberId>,
     sessions: HashMap<SessionId, MemberId>,
@@ -234,6 +234,7 @@ impl<T> Room<T> {
         let session_id = member.session_id.clone();
         let bucket = self.rate_limit.map(|limit| TokenBucket::new(limit, now));
         let id = self.insert(Entry {
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
             member,
             outlet,
             bucket,
@@ -257,11 +258,10 @@ impl<T> Room<T> {
     /// `unix_ms`) for the members who remain, or `None` for an unknown id.
     pub fn leave(&mut self, id: MemberId, unix_ms: u64) -> Option<(T, SharedFrame)> {
         let slot = self.slots.get_mut(id.slot)?;
-        if slot.generation != id.generation {
+        if slot.as_ref()?.serial != id.serial {
             return None;
         }
-        let entry = slot.entry.take()?;
-        slot.generation = slot.generation.wrapping_add(1);
+        let entry = slot.take()?;
         self.free.push(id.slot);
 
         // Leaves are rare next to messages, so a linear search keeps the
@@ -290,12 +290,8 @@ impl<T> Room<T> {
         now: Instant,
         unix_ms: u64,
     ) -> TextOutcome {
-        let Some(slot) = self.slots.get_mut(id.slot) else {
+        let Some(entry) = entry_in_mut(&mut self.slots, id) else {
             return TextOutcome::UnknownMember;
-        };
-        let entry = match &mut slot.entry {
-            Some(entry) if slot.generation == id.generation => entry,
-            _ => return TextOutcome::UnknownMember,
         };
         if let Some(metrics) = &self.metrics {
             metrics.chat_message_received();
@@ -343,11 +339,7 @@ impl<T> Room<T> {
     /// Returns the outlet of a member for changing, or `None` for an unknown
     /// id.
     pub fn outlet_mut(&mut self, id: MemberId) -> Option<&mut T> {
-        let slot = self.slots.get_mut(id.slot)?;
-        match &mut slot.entry {
-            Some(entry) if slot.generation == id.generation => Some(&mut entry.outlet),
-            _ => None,
-        }
+        entry_in_mut(&mut self.slots, id).map(|entry| &mut entry.outlet)
     }
 
     /// Returns a member's identity, or `None` for an unknown id.
@@ -382,23 +374,21 @@ impl<T> Room<T> {
 
     /// Stores an entry in a free slot, or a new one, and returns its id.
     fn insert(&mut self, entry: Entry<T>) -> MemberId {
+        let serial = entry.serial;
         if let Some(index) = self.free.pop() {
             if let Some(slot) = self.slots.get_mut(index) {
-                slot.entry = Some(entry);
+                *slot = Some(entry);
                 return MemberId {
                     slot: index,
-                    generation: slot.generation,
+                    serial,
                 };
             }
         }
 
-        self.slots.push(Slot {
-            generation: 0,
-            entry: Some(entry),
-        });
+        self.slots.push(Some(entry));
         MemberId {
             slot: self.slots.len() - 1,
-            generation: 0,
+            serial,
         }
     }
 
@@ -416,11 +406,16 @@ impl<T> Room<T> {
 }
 
 /// Returns the entry an id names in `slots`, if it is still there.
-fn entry_in<T>(slots: &[Slot<T>], id: MemberId) -> Option<&Entry<T>> {
-    let slot = slots.get(id.slot)?;
-    slot.entry
-        .as_ref()
-        .filter(|_| slot.generation == id.generation)
+fn entry_in<T>(slots: &[Option<Entry<T>>], id: MemberId) -> Option<&Entry<T>> {
+    let entry = slots.get(id.slot)?.as_ref()?;
+    (entry.serial == id.serial).then_some(entry)
+}
+
+/// Returns the entry an id names in `slots` for changing, if it is still
+/// there.
+fn entry_in_mut<T>(slots: &mut [Option<Entry<T>>], id: MemberId) -> Option<&mut Entry<T>> {
+    let entry = slots.get_mut(id.slot)?.as_mut()?;
+    (entry.serial == id.serial).then_some(entry)
 }
 
 impl<T> Drop for Room<T> {
@@ -429,5 +424,355 @@ impl<T> Drop for Room<T> {
             metrics.members_left(self.order.len());
             metrics.room_removed();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn member(name: &str, session: &str) -> Member {
+        Member {
+            user_name: UserName::parse(name).unwrap(),
+            session_id: SessionId::parse(session).unwrap(),
+        }
+    }
+
+    fn lobby<T>(rate_limit: Option<RateLimit>) -> Room<T> {
+        Room::new(RoomCode::parse("lobby").unwrap(), rate_limit, None)
+    }
+
+    fn parsed(frame: &SharedFrame) -> Value {
+        serde_json::from_slice(frame.payload()).unwrap()
+    }
+
+    fn broadcast(outcome: TextOutcome) -> SharedFrame {
+        match outcome {
+            TextOutcome::Broadcast(frame) => frame,
+            other => panic!("expected a broadcast, got {other:?}"),
+        }
+    }
+
+    fn user(name: &str, session: &str) -> Value {
+        json!({"user_name": name, "session_id": session})
+    }
+
+    #[test]
+    fn welcome_lists_every_member_in_join_order() {
+        let now = Instant::now();
+        let mut room = lobby(None);
+        room.join(member("ana", "k3J9x0aa"), 'a', now, 1).unwrap();
+        room.join(member("bo", "Zq81mmpp"), 'b', now, 2).unwrap();
+        let joined = room.join(member("cy", "p0p0p0p0"), 'c', now, 3).unwrap();
+
+        let welcome = parsed(&joined.welcome);
+        assert_eq!(welcome["type"], "welcome");
+        assert_eq!(welcome["room_code"], "lobby");
+        assert_eq!(welcome["seq"], 3);
+        assert_eq!(welcome["you"], user("cy", "p0p0p0p0"));
+        let users = [
+            user("ana", "k3J9x0aa"),
+            user("bo", "Zq81mmpp"),
+            user("cy", "p0p0p0p0"),
+        ];
+        assert_eq!(welcome["users"], json!(users));
+
+        let announce = parsed(&joined.announce);
+        assert_eq!(
+            announce,
+            json!({"type": "join", "seq": 3, "user_name": "cy",
+                   "session_id": "p0p0p0p0", "ts": 3})
+        );
+        assert_eq!(room.len(), 3);
+        assert_eq!(room.seq(), 3);
+    }
+
+    #[test]
+    fn first_joiner_is_welcomed_alone_at_seq_one() {
+        let mut room = lobby(None);
+        assert_eq!(room.seq(), 0);
+        assert!(room.is_empty());
+
+        let joined = room
+            .join(member("ana", "k3J9x0aa"), (), Instant::now(), 9)
+            .unwrap();
+        let welcome = parsed(&joined.welcome);
+        assert_eq!(welcome["seq"], 1);
+        assert_eq!(welcome["users"], json!([user("ana", "k3J9x0aa")]));
+    }
+
+    #[test]
+    fn duplicate_session_is_refused_with_its_outlet() {
+        let now = Instant::now();
+        let mut room = lobby(None);
+        let first = room
+            .join(member("ana", "k3J9x0aa"), "first", now, 1)
+            .unwrap();
+
+        let refused = room.join(member("other", "k3J9x0aa"), "second", now, 2);
+        let error = refused.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "session_id is already connected in this room"
+        );
+        assert_eq!(error.into_outlet(), "second");
+
+        // The connected session is left alone and nothing was ordered.
+        assert_eq!(room.len(), 1);
+        assert_eq!(room.seq(), 1);
+        assert_eq!(room.outlet(first.id), Some(&"first"));
+        assert_eq!(room.member(first.id).unwrap().user_name.as_str(), "ana");
+    }
+
+    #[test]
+    fn same_name_with_another_session_is_welcome() {
+        let now = Instant::now();
+        let mut room = lobby(None);
+        room.join(member("ana", "k3J9x0aa"), 1, now, 1).unwrap();
+        assert!(room.join(member("ana", "k3J9x0bb"), 2, now, 1).is_ok());
+        assert_eq!(room.len(), 2);
+    }
+
+    #[test]
+    fn seq_rises_by_one_across_interleaved_events() {
+        let now = Instant::now();
+        let mut room = lobby(None);
+        let ana = room
+            .join(member("ana", "k3J9x0aa"), 'a', now, 1)
+            .unwrap()
+            .id;
+        let bo = room.join(member("bo", "Zq81mmpp"), 'b', now, 2).unwrap().id;
+
+        let mut seen = Vec::new();
+        for (step, sender) in [ana, bo, bo, ana, bo].into_iter().enumerate() {
+            let line = format!("line {step}");
+            let frame = broadcast(room.handle_text(sender, &line, now, 10));
+            let value = parsed(&frame);
+            assert_eq!(value["text"], line.as_str());
+            seen.push(value["seq"].as_u64().unwrap());
+        }
+        assert_eq!(seen, [3, 4, 5, 6, 7]);
+
+        let (_, left) = room.leave(bo, 20).unwrap();
+        assert_eq!(parsed(&left)["seq"], 8);
+        let cy = room.join(member("cy", "p0p0p0p0"), 'c', now, 30).unwrap();
+        assert_eq!(parsed(&cy.announce)["seq"], 9);
+        let frame = broadcast(room.handle_text(cy.id, "hi", now, 40));
+        assert_eq!(parsed(&frame)["seq"], 10);
+        assert_eq!(room.seq(), 10);
+    }
+
+    #[test]
+    fn message_carries_sender_text_and_ts() {
+        let now = Instant::now();
+        let mut room = lobby(None);
+        let bo = room.join(member("bo", "Zq81mmpp"), (), now, 1).unwrap().id;
+
+        let frame = broadcast(room.handle_text(bo, "  hi all \n", now, 1_764_856_801_000));
+        assert_eq!(
+            parsed(&frame),
+            json!({"type": "message", "seq": 2, "user_name": "bo",
+                   "session_id": "Zq81mmpp", "text": "  hi all \n",
+                   "ts": 1_764_856_801_000_u64})
+        );
+    }
+
+    #[test]
+    fn blank_lines_are_ignored_without_a_seq() {
+        let now = Instant::now();
+        let mut room = lobby(Some(RateLimit {
+            burst: 1,
+            per_second: 0.0,
+        }));
+        let ana = room.join(member("ana", "k3J9x0aa"), (), now, 1).unwrap().id;
+
+        for blank in ["", " ", "\t\r\n", "\u{3000}\u{a0}"] {
+            assert!(matches!(
+                room.handle_text(ana, blank, now, 2),
+                TextOutcome::Ignored
+            ));
+        }
+        assert_eq!(room.seq(), 1);
+
+        // Ignored lines took no token: the one line of the burst still goes.
+        broadcast(room.handle_text(ana, "x", now, 3));
+    }
+
+    #[test]
+    fn leave_returns_the_outlet_and_tells_the_rest() {
+        let now = Instant::now();
+        let mut room = lobby(None);
+        let ana = room
+            .join(member("ana", "k3J9x0aa"), "qa", now, 1)
+            .unwrap()
+            .id;
+        let bo = room
+            .join(member("bo", "Zq81mmpp"), "qb", now, 2)
+            .unwrap()
+            .id;
+
+        let (outlet, frame) = room.leave(ana, 5).unwrap();
+        assert_eq!(outlet, "qa");
+        assert_eq!(
+            parsed(&frame),
+            json!({"type": "leave", "seq": 3, "user_name": "ana",
+                   "session_id": "k3J9x0aa", "ts": 5})
+        );
+
+        let rest: Vec<_> = room.outlets().collect();
+        assert_eq!(rest, [(bo, &"qb")]);
+        assert_eq!(room.members().count(), 1);
+        assert!(room.leave(ana, 6).is_none());
+        assert_eq!(room.seq(), 3);
+        assert!(room
+            .find_session(&SessionId::parse("k3J9x0aa").unwrap())
+            .is_none());
+    }
+
+    #[test]
+    fn stale_ids_never_reach_a_later_member() {
+        let now = Instant::now();
+        let mut room = lobby(None);
+        let ana = room
+            .join(member("ana", "k3J9x0aa"), "qa", now, 1)
+            .unwrap()
+            .id;
+        room.leave(ana, 2).unwrap();
+
+        // The new member takes the freed slot under a new serial.
+        let bo = room
+            .join(member("bo", "Zq81mmpp"), "qb", now, 3)
+            .unwrap()
+            .id;
+        assert_ne!(ana, bo);
+        assert!(matches!(
+            room.handle_text(ana, "hi", now, 4),
+            TextOutcome::UnknownMember
+        ));
+        assert!(room.outlet(ana).is_none());
+        assert!(room.outlet_mut(ana).is_none());
+        assert!(room.member(ana).is_none());
+        assert!(room.leave(ana, 5).is_none());
+        assert_eq!(room.outlet(bo), Some(&"qb"));
+        assert_eq!(room.seq(), 3);
+    }
+
+    #[test]
+    fn ids_from_another_room_are_unknown() {
+        let now = Instant::now();
+        let mut big = lobby(None);
+        let mut small = lobby::<()>(None);
+        let own = small.join(member("y", "session0"), (), now, 1).unwrap().id;
+        let mut last = None;
+        for index in 0..5 {
+            let session = format!("session{index}");
+            last = Some(big.join(member("x", &session), (), now, 1).unwrap().id);
+        }
+
+        let foreign = last.unwrap();
+        assert!(matches!(
+            small.handle_text(foreign, "x", now, 1),
+            TextOutcome::UnknownMember
+        ));
+        assert!(small.leave(foreign, 1).is_none());
+        assert!(small.outlet(own).is_some());
+
+        // The first id of each room shares a slot but not a serial.
+        let first_big = big.members().next().map(|(id, _)| id).unwrap();
+        assert!(small.member(first_big).is_none());
+        assert!(big.member(own).is_none());
+    }
+
+    #[test]
+    fn one_frame_is_shared_by_every_queue() {
+        let now = Instant::now();
+        let mut room = lobby(None);
+        let mut queues: Vec<Vec<SharedFrame>> = vec![Vec::new(); 5];
+        let mut ids = Vec::new();
+        for index in 0..queues.len() {
+            let session = format!("session{index}");
+            ids.push(room.join(member("x", &session), index, now, 1).unwrap().id);
+        }
+
+        let frame = broadcast(room.handle_text(ids[2], "hello", now, 2));
+        for (_, &queue) in room.outlets() {
+            queues[queue].push(frame.clone());
+        }
+
+        assert_eq!(Arc::strong_count(&frame.0), 6);
+        for queue in &queues {
+            assert!(SharedFrame::ptr_eq(&queue[0], &frame));
+        }
+    }
+
+    #[test]
+    fn rate_limit_drops_the_excess_and_refills() {
+        let t0 = Instant::now();
+        let mut room = lobby(Some(RateLimit::default()));
+        let ana = room.join(member("ana", "k3J9x0aa"), (), t0, 1).unwrap().id;
+        let bo = room.join(member("bo", "Zq81mmpp"), (), t0, 1).unwrap().id;
+
+        for _ in 0..20 {
+            broadcast(room.handle_text(ana, "spam", t0, 2));
+        }
+        let TextOutcome::RateLimited(first) = room.handle_text(ana, "spam", t0, 2) else {
+            panic!("the 21st line should be limited");
+        };
+        let TextOutcome::RateLimited(second) = room.handle_text(ana, "spam", t0, 2) else {
+            panic!("the 22nd line should be limited");
+        };
+        assert_eq!(
+            parsed(&first),
+            json!({"type": "error", "reason": "rate limited"})
+        );
+        assert!(SharedFrame::ptr_eq(&first, &second));
+        assert_eq!(room.seq(), 22);
+
+        // Each member has a bucket of its own.
+        broadcast(room.handle_text(bo, "calm", t0, 3));
+
+        let later = t0 + Duration::from_millis(100);
+        let frame = broadcast(room.handle_text(ana, "again", later, 4));
+        assert_eq!(parsed(&frame)["seq"], 24);
+        assert!(matches!(
+            room.handle_text(ana, "x", later, 4),
+            TextOutcome::RateLimited(_)
+        ));
+    }
+
+    #[test]
+    fn metrics_follow_the_room() {
+        let metrics = Arc::new(Metrics::new());
+        let now = Instant::now();
+        let code = RoomCode::parse("lobby").unwrap();
+        let limit = RateLimit {
+            burst: 1,
+            per_second: 0.0,
+        };
+        let mut room = Room::new(code, Some(limit), Some(metrics.clone()));
+        assert_eq!(metrics.snapshot().rooms, 1);
+
+        let ana = room.join(member("ana", "k3J9x0aa"), (), now, 1).unwrap().id;
+        room.join(member("bo", "Zq81mmpp"), (), now, 1).unwrap();
+        room.join(member("cy", "p0p0p0p0"), (), now, 1).unwrap();
+        room.handle_text(ana, "hi", now, 2);
+        room.handle_text(ana, "hi again", now, 2);
+        room.handle_text(ana, " ", now, 2);
+        room.leave(ana, 3).unwrap();
+
+        let snapshot = metrics.snapshot();
+        assert_eq!(snapshot.members, 2);
+        assert_eq!(snapshot.chat_messages, 3);
+        assert_eq!(snapshot.rate_limited, 1);
+        // Joins 1 + 2 + 3, the line 3, the error 1, the leave 2.
+        assert_eq!(snapshot.deliveries, 12);
+
+        drop(room);
+        let snapshot = metrics.snapshot();
+        assert_eq!((snapshot.rooms, snapshot.members), (0, 0));
     }
 }
