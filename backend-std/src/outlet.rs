@@ -1,0 +1,394 @@
+//! A member's outgoing queue and the writer thread that drains it.
+//!
+//! Room owners push whole frames into an [`Outlet`] while they hold their
+//! room's lock; pushing never blocks and never writes a socket. Only the
+//! member's own writer thread ([`run_writer`]) writes its socket, taking
+//! everything queued at once and sending it with one vectored write, so a
+//! slow peer holds up nobody but itself.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use natter_core::event::SharedFrame;
+use natter_core::metrics::Metrics;
+
+/// Most chunks handed to one vectored write (well under every `IOV_MAX`).
+const MAX_BATCH: usize = 64;
+
+/// Longest a writer blocks in one write before it checks whether it should
+/// give up on a peer that stopped reading after its close frame.
+pub const WRITE_TICK: Duration = Duration::from_secs(1);
+
+/// One piece of output: a room frame shared by every member's queue, or
+/// bytes owned by this connection (the 101 response, control frames).
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    /// A complete frame encoded once for the whole room.
+    Shared(SharedFrame),
+    /// Bytes only this connection sends.
+    Owned(Vec<u8>),
+}
+
+impl Chunk {
+    /// Returns the bytes to write.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Shared(frame) => frame.as_bytes(),
+            Chunk::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// Why a push was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The queue would pass its byte bound; the member must be dropped.
+    Full,
+    /// The connection's close frame is queued or its writer has stopped.
+    Closed,
+}
+
+/// Where an outlet is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Frames are accepted.
+    Open,
+    /// The final chunk (a close frame) is queued; nothing more is accepted.
+    Closing,
+    /// The reader has finished; the writer drains what is left and stops.
+    Finished,
+    /// The socket failed or the writer gave up; everything is dropped.
+    Dead,
+}
+
+/// What a writer takes from [`Outlet::take_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    /// Chunks were moved into the caller's list; write them.
+    Ready,
+    /// Nothing is left to write, ever: the writer should stop.
+    Done,
+}
+
+#[derive(Debug)]
+struct State {
+    queue: VecDeque<Chunk>,
+    /// Bytes queued plus bytes taken by the writer and not yet written.
+    bytes: usize,
+    phase: Phase,
+}
+
+/// A bounded, never-blocking queue of output for one connection.
+///
+/// Producers call [`push_frame`](Outlet::push_frame) (room frames, bounded by
+/// the byte limit) and [`push_control`](Outlet::push_control) (the
+/// connection's own bytes, always accepted until the close frame). The writer
+/// loops on [`take_batch`](Outlet::take_batch), writes, then reports with
+/// [`written`](Outlet::written). The reader ends it with
+/// [`finish`](Outlet::finish).
+#[derive(Debug)]
+pub struct Outlet {
+    state: Mutex<State>,
+    wake: Condvar,
+    limit: usize,
+}
+
+impl Outlet {
+    /// Creates an empty outlet that holds at most `limit` bytes of room frames.
+    pub fn new(limit: usize) -> Outlet {
+        Outlet {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                bytes: 0,
+                phase: Phase::Open,
+            }),
+            wake: Condvar::new(),
+            limit,
+        }
+    }
+
+    /// Locks the state; a panic elsewhere cannot leave it inconsistent, as
+    /// every update is a few plain assignments.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a room frame.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`] when the frame would take the queue past its
+    /// bound (nothing is queued), [`PushError::Closed`] once the connection
+    /// has queued its close frame or stopped.
+    pub fn push_frame(&self, frame: SharedFrame) -> Result<(), PushError> {
+        let mut state = self.lock();
+        if state.phase != Phase::Open {
+            return Err(PushError::Closed);
+        }
+        if state.bytes.saturating_add(frame.len()) > self.limit {
+            return Err(PushError::Full);
+        }
+
+        state.bytes += frame.len();
+        state.queue.push_back(Chunk::Shared(frame));
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Queues the connection's own bytes; `closes` marks the chunk that
+    /// holds its close frame, after which nothing more is queued.
+    ///
+    /// These are small and few (a response head, pongs, pings, one close),
+    /// so they are not held to the byte bound.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Closed`] when a close frame was already queued or the
+    /// writer has stopped.
+    pub fn push_control(&self, bytes: Vec<u8>, closes: bool) -> Result<(), PushError> {
+        let mut state = self.lock();
+        if state.phase != Phase::Open {
+            return Err(PushError::Closed);
+        }
+
+        if closes {
+            state.phase = Phase::Closing;
+        }
+        if !bytes.is_empty() {
+            state.bytes = state.bytes.saturating_add(bytes.len());
+            state.queue.push_back(Chunk::Owned(bytes));
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Drops every queued chunk not yet taken by the writer, so a member
+    /// being dropped for a full queue gets its close frame next.
+    pub fn discard(&self) {
+        let mut state = self.lock();
+        let dropped: usize = state.queue.iter().map(|c| c.bytes().len()).sum();
+        state.bytes = state.bytes.saturating_sub(dropped);
+        state.queue.clear();
+    }
+
+    /// Tells the writer that nothing more will be pushed: it writes what is
+    /// queued and stops.
+    pub fn finish(&self) {
+        let mut state = self.lock();
+        if state.phase != Phase::Dead {
+            state.phase = Phase::Finished;
+        }
+        self.wake.notify_one();
+    }
+
+    /// Marks the outlet dead: queued chunks are dropped and pushes fail.
+    fn kill(&self) {
+        let mut state = self.lock();
+        state.phase = Phase::Dead;
+        state.queue.clear();
+        state.bytes = 0;
+        self.wake.notify_one();
+    }
+
+    /// Says whether the connection has queued its close frame or finished,
+    /// so a stalled writer may give up.
+    fn is_closing(&self) -> bool {
+        self.lock().phase != Phase::Open
+    }
+
+    /// Returns the bytes queued and in flight.
+    #[cfg(test)]
+    fn queued_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Waits until there is something to write, then moves up to
+    /// [`MAX_BATCH`] chunks into `into`.
+    pub fn take_batch(&self, into: &mut Vec<Chunk>) -> Batch {
+        let mut state = self.lock();
+        loop {
+            if state.phase == Phase::Dead {
+                return Batch::Done;
+            }
+            if !state.queue.is_empty() {
+                let count = state.queue.len().min(MAX_BATCH);
+                into.extend(state.queue.drain(..count));
+                return Batch::Ready;
+            }
+            if matches!(state.phase, Phase::Finished) {
+                return Batch::Done;
+            }
+            state = self
+                .wake
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// Records that `count` bytes taken by the writer are on the wire.
+    pub fn written(&self, count: usize) {
+        let mut state = self.lock();
+        state.bytes = state.bytes.saturating_sub(count);
+    }
+}
+
+/// Drains `outlet` into `stream` until the reader finishes or the socket
+/// fails; on failure the socket is shut down so the reader wakes too.
+///
+/// `give_up_after` bounds how long a write may make no progress once the
+/// connection is closing (a peer that never reads again).
+pub fn run_writer(outlet: &Outlet, stream: &TcpStream, give_up_after: Duration, metrics: &Metrics) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    if let Err(e) = stream.set_write_timeout(Some(WRITE_TICK)) {
+        log::debug!("cannot set a write timeout: {e}");
+    }
+
+    while outlet.take_batch(&mut batch) == Batch::Ready {
+        let total: usize = batch.iter().map(|c| c.bytes().len()).sum();
+        let result = write_batch(outlet, stream, &batch, give_up_after);
+        batch.clear();
+        outlet.written(total);
+        metrics.bytes_sent(total);
+
+        if let Err(e) = result {
+            log::debug!("write failed: {e}");
+            outlet.kill();
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+/// Writes every chunk of `batch` with as few vectored writes as the socket
+/// allows.
+fn write_batch(
+    outlet: &Outlet,
+    mut stream: &TcpStream,
+    batch: &[Chunk],
+    give_up_after: Duration,
+) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|c| IoSlice::new(c.bytes())).collect();
+    let mut remaining = &mut slices[..];
+    let mut stalled_since: Option<Instant> = None;
+
+    while !remaining.is_empty() {
+        match stream.write_vectored(remaining) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(count) => {
+                stalled_since = None;
+                IoSlice::advance_slices(&mut remaining, count);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                let since = *stalled_since.get_or_insert_with(Instant::now);
+                if outlet.is_closing() && since.elapsed() >= give_up_after {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::Arc;
+
+    /// Returns a frame of exactly `len` bytes (a 2-byte header, then text).
+    fn frame(len: usize) -> SharedFrame {
+        SharedFrame::text(&vec![b'x'; len - 2])
+    }
+
+    #[test]
+    fn frames_past_the_bound_are_refused_whole() {
+        let outlet = Outlet::new(10);
+        assert_eq!(outlet.push_frame(frame(6)), Ok(()));
+        assert_eq!(outlet.push_frame(frame(5)), Err(PushError::Full));
+        assert_eq!(outlet.push_frame(frame(4)), Ok(()));
+        assert_eq!(outlet.queued_bytes(), 10);
+    }
+
+    #[test]
+    fn nothing_is_queued_after_the_close_frame() {
+        let outlet = Outlet::new(100);
+        assert_eq!(outlet.push_control(b"close".to_vec(), true), Ok(()));
+        assert_eq!(outlet.push_frame(frame(2)), Err(PushError::Closed));
+        assert_eq!(
+            outlet.push_control(b"pong".to_vec(), false),
+            Err(PushError::Closed)
+        );
+
+        let mut batch = Vec::new();
+        assert_eq!(outlet.take_batch(&mut batch), Batch::Ready);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].bytes(), b"close");
+    }
+
+    #[test]
+    fn bytes_count_until_written() {
+        let outlet = Outlet::new(10);
+        outlet.push_frame(frame(8)).unwrap();
+        let mut batch = Vec::new();
+        assert_eq!(outlet.take_batch(&mut batch), Batch::Ready);
+        assert_eq!(outlet.push_frame(frame(8)), Err(PushError::Full));
+        outlet.written(8);
+        assert_eq!(outlet.push_frame(frame(8)), Ok(()));
+    }
+
+    #[test]
+    fn discard_leaves_room_for_the_close_frame() {
+        let outlet = Outlet::new(10);
+        outlet.push_frame(frame(10)).unwrap();
+        outlet.discard();
+        assert_eq!(outlet.queued_bytes(), 0);
+        outlet.push_control(b"bye".to_vec(), true).unwrap();
+
+        let mut batch = Vec::new();
+        outlet.take_batch(&mut batch);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].bytes(), b"bye");
+    }
+
+    #[test]
+    fn finish_ends_the_writer_after_the_queue() {
+        let outlet = Outlet::new(100);
+        outlet.push_frame(frame(3)).unwrap();
+        outlet.finish();
+        let mut batch = Vec::new();
+        assert_eq!(outlet.take_batch(&mut batch), Batch::Ready);
+        batch.clear();
+        assert_eq!(outlet.take_batch(&mut batch), Batch::Done);
+    }
+
+    #[test]
+    fn writer_wakes_for_a_push_from_another_thread() {
+        let outlet = Arc::new(Outlet::new(100));
+        let pusher = Arc::clone(&outlet);
+        let handle = std::thread::spawn(move || {
+            pusher.push_frame(frame(2)).unwrap();
+            pusher.finish();
+        });
+
+        let mut batch = Vec::new();
+        let mut seen = 0;
+        while outlet.take_batch(&mut batch) == Batch::Ready {
+            seen += batch.len();
+            batch.clear();
+        }
+        handle.join().unwrap();
+        assert_eq!(seen, 1);
+    }
+}

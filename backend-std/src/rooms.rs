@@ -1,0 +1,219 @@
+//! The registry of rooms and the delivery of room frames to members'
+//! outlets.
+//!
+//! Locks are always taken in this order: the registry, then one room, then
+//! a member's connection, then its outlet. A reader thread never waits for
+//! a room while it holds its own connection, so a room owner may close any
+//! member's connection.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use natter_core::close::CloseCode;
+use natter_core::config::RateLimit;
+use natter_core::event::SharedFrame;
+use natter_core::metrics::Metrics;
+use natter_core::names::RoomCode;
+use natter_core::room::{JoinError, Joined, Member, MemberId, Room, TextOutcome};
+
+use crate::outlet::PushError;
+use crate::peer::Peer;
+use crate::server::lock;
+
+/// A room shared by the reader threads of its members.
+pub type SharedRoom = Arc<Mutex<Room<Arc<Peer>>>>;
+
+/// Every room of the server, keyed by code; touched only on join and leave.
+#[derive(Debug)]
+pub struct Rooms {
+    map: Mutex<HashMap<RoomCode, SharedRoom>>,
+    rate_limit: Option<RateLimit>,
+    metrics: Arc<Metrics>,
+}
+
+/// Returns the wall clock in milliseconds since the Unix epoch, for `ts`.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl Rooms {
+    /// Creates an empty registry whose rooms apply `rate_limit`.
+    pub fn new(rate_limit: Option<RateLimit>, metrics: Arc<Metrics>) -> Rooms {
+        Rooms {
+            map: Mutex::new(HashMap::new()),
+            rate_limit,
+            metrics,
+        }
+    }
+
+    /// Adds `peer` as `member` of the room `code`, creating the room if
+    /// needed, and queues the 101 response, the welcome and the join.
+    ///
+    /// The registry stays locked until the room is, so a last member
+    /// leaving cannot remove the room between the two.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinError::DuplicateSession`] when the session is already in the
+    /// room; nothing was queued and an empty room just created is removed.
+    pub fn join(
+        &self,
+        code: &RoomCode,
+        member: Member,
+        peer: &Arc<Peer>,
+        response: Vec<u8>,
+    ) -> Result<(SharedRoom, MemberId), JoinError<Arc<Peer>>> {
+        let mut map = lock(&self.map);
+        let shared = Arc::clone(map.entry(code.clone()).or_insert_with(|| {
+            let room = Room::new(
+                code.clone(),
+                self.rate_limit,
+                Some(Arc::clone(&self.metrics)),
+            );
+            Arc::new(Mutex::new(room))
+        }));
+        let mut room = lock(&shared);
+
+        let joined = match room.join(member, Arc::clone(peer), Instant::now(), unix_ms()) {
+            Ok(joined) => joined,
+            Err(refused) => {
+                if room.is_empty() {
+                    map.remove(code);
+                }
+                return Err(refused);
+            }
+        };
+        drop(map);
+
+        let Joined {
+            id,
+            welcome,
+            announce,
+        } = joined;
+        let _ = peer.outlet.push_control(response, false);
+        if peer.outlet.push_frame(welcome).is_err() {
+            // Only a room too large for one welcome in the queue bound gets here.
+            drop_member(&mut room, id, &self.metrics);
+        }
+        deliver(&mut room, &announce, Some(id), &self.metrics);
+        drop(room);
+        Ok((shared, id))
+    }
+
+    /// Hands one chat line of member `id` to its room and queues what it
+    /// produces.
+    pub fn handle_text(&self, room: &SharedRoom, id: MemberId, text: &str) {
+        let mut room = lock(room);
+        match room.handle_text(id, text, Instant::now(), unix_ms()) {
+            TextOutcome::Broadcast(frame) => deliver(&mut room, &frame, None, &self.metrics),
+            TextOutcome::RateLimited(frame) => {
+                let full = room.outlet(id).map(|peer| peer.outlet.push_frame(frame));
+                if full == Some(Err(PushError::Full)) {
+                    drop_member(&mut room, id, &self.metrics);
+                }
+            }
+            TextOutcome::Ignored | TextOutcome::UnknownMember => {}
+        }
+    }
+
+    /// Removes member `id` when its connection ends, unless a room owner
+    /// already dropped it, and removes the room if it is then empty.
+    ///
+    /// Returns whether the member was still in the room.
+    pub fn leave(&self, code: &RoomCode, room: &SharedRoom, id: MemberId) -> bool {
+        let mut guard = lock(room);
+        let Some((_, frame)) = guard.leave(id, unix_ms()) else {
+            return false;
+        };
+        deliver(&mut guard, &frame, None, &self.metrics);
+        let empty = guard.is_empty();
+        drop(guard);
+
+        if empty {
+            self.remove_if_empty(code, room);
+        }
+        true
+    }
+
+    /// Removes the room `code` if it is `room` and still empty, checked
+    /// under the registry lock so a concurrent join keeps it.
+    fn remove_if_empty(&self, code: &RoomCode, room: &SharedRoom) {
+        let mut map = lock(&self.map);
+        let Some(current) = map.get(code) else {
+            return;
+        };
+        if Arc::ptr_eq(current, room) && lock(current).is_empty() {
+            map.remove(code);
+        }
+    }
+
+    /// Starts the closing handshake with 1001 on every member of every
+    /// room, and returns how many members there were.
+    pub fn close_all(&self) -> usize {
+        let rooms: Vec<SharedRoom> = lock(&self.map).values().cloned().collect();
+        let mut count = 0;
+        for shared in rooms {
+            let room = lock(&shared);
+            for (_, peer) in room.outlets() {
+                peer.close(CloseCode::GOING_AWAY, "server shutting down");
+                count += 1;
+            }
+        }
+        count
+    }
+}
+
+/// Pushes `frame` to every member but `except`, then drops each member
+/// whose queue overflowed, which sends its leave to the rest in turn.
+fn deliver(
+    room: &mut MutexGuard<'_, Room<Arc<Peer>>>,
+    frame: &SharedFrame,
+    except: Option<MemberId>,
+    metrics: &Metrics,
+) {
+    let mut overflowed = Vec::new();
+    push_all(room, frame, except, &mut overflowed);
+
+    while let Some(id) = overflowed.pop() {
+        if let Some(leave) = drop_member(room, id, metrics) {
+            push_all(room, &leave, None, &mut overflowed);
+        }
+    }
+}
+
+/// Pushes `frame` to every member but `except`, noting who is full.
+fn push_all(
+    room: &Room<Arc<Peer>>,
+    frame: &SharedFrame,
+    except: Option<MemberId>,
+    overflowed: &mut Vec<MemberId>,
+) {
+    for (id, peer) in room.outlets() {
+        if Some(id) == except {
+            continue;
+        }
+        if peer.outlet.push_frame(frame.clone()) == Err(PushError::Full) {
+            overflowed.push(id);
+        }
+    }
+}
+
+/// Removes a member whose queue passed its bound and closes its
+/// connection with 1008; returns the leave frame for the others.
+fn drop_member(room: &mut Room<Arc<Peer>>, id: MemberId, metrics: &Metrics) -> Option<SharedFrame> {
+    let (peer, leave) = room.leave(id, unix_ms())?;
+    metrics.slow_consumer_disconnected();
+    log::info!(
+        "room {}: member {} dropped: queue over its bound (close 1008)",
+        room.code(),
+        peer.session_label(),
+    );
+
+    peer.outlet.discard();
+    peer.close(CloseCode::POLICY_VIOLATION, "queue over its bound");
+    Some(leave)
+}

@@ -1,0 +1,236 @@
+//! The listener: the accept loop, the connection limit, one thread per
+//! connection, and the shutdown that closes every member with 1001.
+
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use natter_core::config::ServerConfig;
+use natter_core::handshake::Refusal;
+use natter_core::metrics::Metrics;
+
+use crate::rooms::Rooms;
+use crate::session;
+
+/// Stack of every connection thread (reader and writer): the deepest call
+/// chain is a handshake parse or a room call, a few KiB deep; buffers live
+/// on the heap.
+pub const THREAD_STACK_BYTES: usize = 96 * 1024;
+
+/// Pause after an accept error such as running out of file descriptors, so
+/// the loop does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// State every connection thread shares with the listener.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    metrics: Arc<Metrics>,
+    rooms: Rooms,
+    /// Connections held now, handshakes included; the limit applies to it.
+    open: Mutex<usize>,
+    /// Signalled each time `open` falls, for the shutdown wait.
+    drained: Condvar,
+    stopping: AtomicBool,
+    next_id: AtomicU64,
+}
+
+/// A connection's place under the limit, given back when it drops.
+#[derive(Debug)]
+pub struct Slot {
+    server: Arc<Server>,
+    id: u64,
+}
+
+impl Slot {
+    /// Returns the number that names this connection in logs.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.server.metrics.connection_closed();
+        let mut open = lock(&self.server.open);
+        *open = open.saturating_sub(1);
+        self.server.drained.notify_all();
+    }
+}
+
+/// Locks `mutex`, taking the value even if a thread panicked holding it:
+/// every value guarded in this crate stays consistent between statements.
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Server {
+    /// Creates the shared state for a server with `config`.
+    pub fn new(config: ServerConfig) -> Server {
+        let metrics = Arc::new(Metrics::new());
+        Server {
+            rooms: Rooms::new(config.rate_limit, Arc::clone(&metrics)),
+            config,
+            metrics,
+            open: Mutex::new(0),
+            drained: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Returns the limits and timeouts in force.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Returns the server's counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Returns the room registry.
+    pub fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
+    /// Says whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Accepts connections until shutdown begins, giving each one a thread.
+    pub fn run_accept_loop(self: &Arc<Self>, listener: &TcpListener) {
+        for incoming in listener.incoming() {
+            if self.is_stopping() {
+                break;
+            }
+
+            match incoming {
+                Ok(stream) => self.admit(stream),
+                Err(e) if is_transient(&e) => log::debug!("accept: {e}"),
+                Err(e) => {
+                    log::error!("accept failed: {e}");
+                    thread::sleep(ACCEPT_BACKOFF);
+                }
+            }
+        }
+        log::debug!("accept loop stopped");
+    }
+
+    /// Takes a slot for `stream` and starts its thread, or refuses it with
+    /// 503 when the limit is reached or no thread can be had.
+    fn admit(self: &Arc<Self>, stream: TcpStream) {
+        let peer = stream
+            .peer_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let Some(slot) = self.take_slot() else {
+            refuse_now(&stream, peer, &Refusal::server_busy(), &self.metrics);
+            return;
+        };
+
+        let server = Arc::clone(self);
+        let spawned = thread::Builder::new()
+            .name(format!("conn-{}", slot.id()))
+            .stack_size(THREAD_STACK_BYTES)
+            .spawn({
+                let stream = stream.try_clone();
+                move || match stream {
+                    Ok(stream) => session::run(server, slot, stream, peer),
+                    Err(e) => log::debug!("{peer}: cannot clone the socket: {e}"),
+                }
+            });
+        match spawned {
+            Ok(_) => drop(stream),
+            Err(e) => {
+                log::warn!("cannot start a connection thread: {e}");
+                refuse_now(&stream, peer, &Refusal::server_busy(), &self.metrics);
+            }
+        }
+    }
+
+    /// Counts a new connection if the limit allows it.
+    fn take_slot(self: &Arc<Self>) -> Option<Slot> {
+        let mut open = lock(&self.open);
+        if *open >= self.config.max_connections {
+            return None;
+        }
+
+        *open += 1;
+        self.metrics.connection_opened();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Some(Slot {
+            server: Arc::clone(self),
+            id,
+        })
+    }
+
+    /// Stops accepting, sends 1001 to every member, and waits up to the
+    /// shutdown grace for the connections to end.
+    pub fn shut_down(&self, listen_addr: SocketAddr) {
+        self.stopping.store(true, Ordering::SeqCst);
+        wake_accept_loop(listen_addr);
+
+        let closed = self.rooms.close_all();
+        log::info!("shutting down: closing {closed} members with 1001");
+
+        let deadline = Instant::now() + self.config.shutdown_grace;
+        let mut open = lock(&self.open);
+        while *open > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                log::info!("{} connections still open after the grace period", *open);
+                return;
+            }
+            open = match self.drained.wait_timeout(open, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        log::info!("all connections closed");
+    }
+}
+
+/// Writes a refusal to a connection that has no thread of its own: the
+/// response is small and the socket's send buffer empty, so a non-blocking
+/// write takes it whole or the peer loses nothing it could use.
+fn refuse_now(mut stream: &TcpStream, peer: SocketAddr, refusal: &Refusal, metrics: &Metrics) {
+    log::debug!("{peer}: refused: {refusal}");
+    metrics.refused(refusal.status());
+    let _ = stream.set_nonblocking(true);
+    if let Ok(count) = stream.write(&refusal.to_bytes()) {
+        metrics.bytes_sent(count);
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+/// Says whether an accept error concerns only the one connection.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+/// Connects to our own listener so a blocked `accept` returns and sees the
+/// stop flag.
+fn wake_accept_loop(listen_addr: SocketAddr) {
+    let mut target = listen_addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match target.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    if let Err(e) = TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
+        log::debug!("could not wake the accept loop: {e}");
+    }
+}
