@@ -1,2 +1,4 @@
 //! Conformance harness for natter.
 pub mod server;
+pub mod suite;
+pub mod testclient;
