@@ -71,6 +71,9 @@ pub enum Batch {
     Ready,
     /// Nothing is left to write, ever: the writer should stop.
     Done,
+    /// The close frame is out but the reader has not finished in time: the
+    /// writer should shut the socket down to wake it.
+    Abandoned,
 }
 
 #[derive(Debug)]
@@ -209,8 +212,13 @@ impl Outlet {
 
     /// Waits until there is something to write, then moves up to
     /// [`MAX_BATCH`] chunks into `into`.
-    pub fn take_batch(&self, into: &mut Vec<Chunk>) -> Batch {
+    ///
+    /// Once the close frame is out, it waits at most `close_wait` for the
+    /// reader to finish; a reader still blocked then is waiting on a peer
+    /// that will not answer, and [`Batch::Abandoned`] says to cut it off.
+    pub fn take_batch(&self, into: &mut Vec<Chunk>, close_wait: Duration) -> Batch {
         let mut state = self.lock();
+        let mut closed_at: Option<Instant> = None;
         loop {
             if state.phase == Phase::Dead {
                 return Batch::Done;
@@ -220,13 +228,22 @@ impl Outlet {
                 into.extend(state.queue.drain(..count));
                 return Batch::Ready;
             }
-            if matches!(state.phase, Phase::Finished) {
-                return Batch::Done;
-            }
-            state = self
-                .wake
-                .wait(state)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+
+            state = match state.phase {
+                Phase::Finished | Phase::Dead => return Batch::Done,
+                Phase::Open => self.wake.wait(state).unwrap_or_else(|p| p.into_inner()),
+                Phase::Closing => {
+                    let since = *closed_at.get_or_insert_with(Instant::now);
+                    let left = close_wait.saturating_sub(since.elapsed());
+                    if left.is_zero() {
+                        return Batch::Abandoned;
+                    }
+                    match self.wake.wait_timeout(state, left) {
+                        Ok((guard, _)) => guard,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    }
+                }
+            };
         }
     }
 
@@ -240,20 +257,30 @@ impl Outlet {
 /// Drains `outlet` into `stream` until the reader finishes or the socket
 /// fails; on failure the socket is shut down so the reader wakes too.
 ///
-/// `give_up_after` bounds how long a write may make no progress once the
-/// connection is closing (a peer that never reads again).
-pub fn run_writer(outlet: &Outlet, stream: &TcpStream, give_up_after: Duration, metrics: &Metrics) {
+/// `close_wait` bounds how long a write may make no progress once the
+/// connection is closing (a peer that never reads again), and how long the
+/// reader may take to finish once the close frame is out.
+pub fn run_writer(outlet: &Outlet, stream: &TcpStream, close_wait: Duration, metrics: &Metrics) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     if let Err(e) = stream.set_write_timeout(Some(WRITE_TICK)) {
         log::debug!("cannot set a write timeout: {e}");
     }
 
-    while outlet.take_batch(&mut batch) == Batch::Ready {
+    loop {
+        match outlet.take_batch(&mut batch, close_wait) {
+            Batch::Ready => {}
+            Batch::Done => return,
+            Batch::Abandoned => {
+                log::debug!("no close reply in time; shutting the socket down");
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+
         let total: usize = batch.iter().map(|c| c.bytes().len()).sum();
-        let result = write_batch(outlet, stream, &batch, give_up_after);
+        let result = write_batch(outlet, stream, &batch, close_wait);
         batch.clear();
         outlet.written(total);
-        metrics.bytes_sent(total);
 
         if let Err(e) = result {
             log::debug!("write failed: {e}");
@@ -261,6 +288,7 @@ pub fn run_writer(outlet: &Outlet, stream: &TcpStream, give_up_after: Duration, 
             let _ = stream.shutdown(Shutdown::Both);
             return;
         }
+        metrics.bytes_sent(total);
     }
 }
 
@@ -332,7 +360,7 @@ mod tests {
         );
 
         let mut batch = Vec::new();
-        assert_eq!(outlet.take_batch(&mut batch), Batch::Ready);
+        assert_eq!(outlet.take_batch(&mut batch, Duration::ZERO), Batch::Ready);
         assert_eq!(batch.len(), 1);
         assert_eq!(batch[0].bytes(), b"close");
     }
@@ -342,7 +370,7 @@ mod tests {
         let outlet = Outlet::new(10);
         outlet.push_frame(frame(8)).unwrap();
         let mut batch = Vec::new();
-        assert_eq!(outlet.take_batch(&mut batch), Batch::Ready);
+        assert_eq!(outlet.take_batch(&mut batch, Duration::ZERO), Batch::Ready);
         assert_eq!(outlet.push_frame(frame(8)), Err(PushError::Full));
         outlet.written(8);
         assert_eq!(outlet.push_frame(frame(8)), Ok(()));
@@ -357,9 +385,25 @@ mod tests {
         outlet.push_control(b"bye".to_vec(), true).unwrap();
 
         let mut batch = Vec::new();
-        outlet.take_batch(&mut batch);
+        outlet.take_batch(&mut batch, Duration::ZERO);
         assert_eq!(batch.len(), 1);
         assert_eq!(batch[0].bytes(), b"bye");
+    }
+
+    #[test]
+    fn writer_gives_up_on_a_reader_that_never_finishes_closing() {
+        let outlet = Outlet::new(100);
+        outlet.push_control(b"close".to_vec(), true).unwrap();
+        let mut batch = Vec::new();
+        assert_eq!(outlet.take_batch(&mut batch, Duration::ZERO), Batch::Ready);
+        batch.clear();
+        assert_eq!(
+            outlet.take_batch(&mut batch, Duration::ZERO),
+            Batch::Abandoned
+        );
+
+        outlet.finish();
+        assert_eq!(outlet.take_batch(&mut batch, Duration::ZERO), Batch::Done);
     }
 
     #[test]
@@ -368,9 +412,9 @@ mod tests {
         outlet.push_frame(frame(3)).unwrap();
         outlet.finish();
         let mut batch = Vec::new();
-        assert_eq!(outlet.take_batch(&mut batch), Batch::Ready);
+        assert_eq!(outlet.take_batch(&mut batch, Duration::ZERO), Batch::Ready);
         batch.clear();
-        assert_eq!(outlet.take_batch(&mut batch), Batch::Done);
+        assert_eq!(outlet.take_batch(&mut batch, Duration::ZERO), Batch::Done);
     }
 
     #[test]
@@ -384,7 +428,7 @@ mod tests {
 
         let mut batch = Vec::new();
         let mut seen = 0;
-        while outlet.take_batch(&mut batch) == Batch::Ready {
+        while outlet.take_batch(&mut batch, Duration::ZERO) == Batch::Ready {
             seen += batch.len();
             batch.clear();
         }
