@@ -330,6 +330,7 @@ pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::{json, Value};
 
     use super::*;
@@ -472,6 +473,30 @@ mod tests {
             let mut out = Vec::new();
             write_u64(&mut out, value);
             assert_eq!(out, value.to_string().into_bytes());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_round_trips(text in any::<String>()) {
+            let quoted = escaped(&text);
+            prop_assert_eq!(serde_json::from_str::<String>(&quoted).unwrap(), text);
+            let unsafe_char = |c: char| c < ' ' || matches!(c, '\u{7f}' | '\u{2028}' | '\u{2029}');
+            prop_assert!(!quoted.chars().any(unsafe_char));
+        }
+
+        #[test]
+        fn any_message_parses_back(
+            text in any::<String>(),
+            seq in any::<u64>(),
+            ts in any::<u64>(),
+        ) {
+            let bo = member("bo", "Zq81mmpp");
+            let frame = EventEncoder::new().message(seq, &bo, &text, ts);
+            let value = parsed(&frame);
+            prop_assert_eq!(value["seq"].as_u64(), Some(seq));
+            prop_assert_eq!(value["ts"].as_u64(), Some(ts));
+            prop_assert_eq!(value["text"].as_str(), Some(text.as_str()));
         }
     }
 

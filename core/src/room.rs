@@ -431,6 +431,7 @@ impl<T> Drop for Room<T> {
 mod tests {
     use std::time::Duration;
 
+    use proptest::prelude::*;
     use serde_json::{json, Value};
 
     use super::*;
@@ -742,6 +743,114 @@ mod tests {
             room.handle_text(ana, "x", later, 4),
             TextOutcome::RateLimited(_)
         ));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Join(usize),
+        Leave(usize),
+        Text(usize, String),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..6usize).prop_map(Op::Join),
+            (0..6usize).prop_map(Op::Leave),
+            (0..6usize, any::<String>()).prop_map(|(who, text)| Op::Text(who, text)),
+            (0..6usize, "[ \t]{0,3}").prop_map(|(who, text)| Op::Text(who, text)),
+        ]
+    }
+
+    fn session(who: usize) -> String {
+        format!("session{who}")
+    }
+
+    /// Checks one room against a model (members in join order, `seq`)
+    /// through one operation.
+    fn step(room: &mut Room<usize>, model: &mut Vec<(usize, MemberId)>, gone: &[MemberId], op: Op) {
+        let now = Instant::now();
+        let seq = room.seq();
+        let present = model.iter().position(|&(who, _)| who == op_who(&op));
+        let stale = gone.last().copied();
+
+        match (op, present) {
+            (Op::Join(who), Some(_)) => {
+                let refused = room.join(member("x", &session(who)), who, now, 0);
+                assert_eq!(refused.unwrap_err().into_outlet(), who);
+                assert_eq!(room.seq(), seq);
+            }
+            (Op::Join(who), None) => {
+                let joined = room.join(member("x", &session(who)), who, now, 0).unwrap();
+                model.push((who, joined.id));
+                let welcome = parsed(&joined.welcome);
+                assert_eq!(welcome["seq"].as_u64(), Some(seq + 1));
+                let listed: Vec<_> = welcome["users"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|user| user["session_id"].as_str().unwrap().to_owned())
+                    .collect();
+                let expected: Vec<_> = model.iter().map(|&(who, _)| session(who)).collect();
+                assert_eq!(listed, expected);
+                assert_eq!(parsed(&joined.announce)["seq"].as_u64(), Some(seq + 1));
+            }
+            (Op::Leave(_), Some(index)) => {
+                let (who, id) = model.remove(index);
+                let (outlet, frame) = room.leave(id, 0).unwrap();
+                assert_eq!(outlet, who);
+                assert_eq!(parsed(&frame)["seq"].as_u64(), Some(seq + 1));
+            }
+            (Op::Leave(_), None) => {
+                if let Some(stale) = stale {
+                    assert!(room.leave(stale, 0).is_none());
+                }
+                assert_eq!(room.seq(), seq);
+            }
+            (Op::Text(_, text), Some(index)) => {
+                let outcome = room.handle_text(model[index].1, &text, now, 0);
+                if text.trim().is_empty() {
+                    assert!(matches!(outcome, TextOutcome::Ignored));
+                    assert_eq!(room.seq(), seq);
+                } else {
+                    let value = parsed(&broadcast(outcome));
+                    assert_eq!(value["seq"].as_u64(), Some(seq + 1));
+                    assert_eq!(value["text"].as_str(), Some(text.as_str()));
+                }
+            }
+            (Op::Text(_, text), None) => {
+                if let Some(stale) = stale {
+                    let outcome = room.handle_text(stale, &text, now, 0);
+                    assert!(matches!(outcome, TextOutcome::UnknownMember));
+                }
+                assert_eq!(room.seq(), seq);
+            }
+        }
+
+        let ids: Vec<_> = room.members().map(|(id, _)| id).collect();
+        let expected: Vec<_> = model.iter().map(|&(_, id)| id).collect();
+        assert_eq!(ids, expected);
+        assert_eq!(room.len(), model.len());
+    }
+
+    fn op_who(op: &Op) -> usize {
+        match op {
+            Op::Join(who) | Op::Leave(who) | Op::Text(who, _) => *who,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn room_matches_its_model(ops in proptest::collection::vec(op(), 0..60)) {
+            let mut room = lobby(None);
+            let mut model = Vec::new();
+            let mut gone = Vec::new();
+
+            for op in ops {
+                let before: Vec<_> = model.iter().map(|&(_, id)| id).collect();
+                step(&mut room, &mut model, &gone, op);
+                gone.extend(before.into_iter().filter(|id| room.member(*id).is_none()));
+            }
+        }
     }
 
     #[test]
