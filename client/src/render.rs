@@ -76,6 +76,7 @@ pub struct Screen {
 
 impl Line {
     /// Returns the line's text without styles.
+    #[cfg(test)]
     pub fn text(&self) -> String {
         self.spans.iter().map(|s| s.text.as_str()).collect()
     }
@@ -196,8 +197,8 @@ fn header(state: &ClientState, width: usize) -> Line {
     let count = state.members.len();
     let plural = if count == 1 { "" } else { "s" };
     let mut text = format!(
-        " natter | room {} | {} | {connection} | {count} member{plural}",
-        state.room, state.server
+        " natter | {} in {} | {} | {connection} | {count} member{plural}",
+        state.name, state.room, state.server
     );
     if state.scroll > 0 {
         text.push_str(" | scrolled back");
@@ -440,7 +441,7 @@ mod tests {
         assert_exact_size(&screen, 80, 6);
 
         let lines = texts(&screen);
-        assert!(lines[0].contains("room lobby"));
+        assert!(lines[0].contains("me in lobby"));
         assert!(lines[0].contains("connected"));
         assert!(lines[0].contains("2 members"));
         assert!(lines[4].starts_with("14:00 <bo> hi all"));

@@ -1,0 +1,212 @@
+//! Line mode, for scripts and pipes: no screen, one line per event.
+//!
+//! Each line read from stdin is sent as one chat line. Each server event is
+//! written to stdout as one line, sanitised and flushed at once:
+//!
+//! ```text
+//! welcome room=ROOM seq=SEQ users=COUNT you=NAME
+//! [SEQ] <NAME> TEXT
+//! [SEQ] * NAME joined
+//! [SEQ] * NAME left
+//! error: REASON
+//! ```
+//!
+//! Connection news (lost, reconnecting, refused) goes to stderr, prefixed
+//! `natter: `. At the end of stdin the client sends what it still holds,
+//! closes with 1000, waits briefly for the server's close and exits 0; it
+//! exits 1 when the server refuses it for good or cannot be reached.
+
+use std::io::{self, BufRead, Write};
+use std::sync::mpsc;
+use std::thread;
+
+use crate::event::ServerEvent;
+use crate::net::{self, NetCommand, NetConfig, NetEvent};
+use crate::sanitize::sanitize;
+
+/// Failed attempts in a row after which line mode gives up.
+const MAX_FAILURES: u32 = 5;
+
+/// Runs line mode until stdin ends or the connection fails for good;
+/// returns the process exit code.
+pub fn run(mut config: NetConfig, max_line_bytes: usize) -> i32 {
+    config.max_failures = Some(MAX_FAILURES);
+    let (events_tx, events) = mpsc::channel();
+    let net = match net::spawn(config, events_tx, |e| e) {
+        Ok(net) => net,
+        Err(e) => {
+            eprintln!("natter: cannot start the network thread: {e}");
+            return 1;
+        }
+    };
+
+    // stdin is read on its own thread, as it blocks.
+    let commands = net.commands();
+    let reader = thread::Builder::new()
+        .name("natter-stdin".into())
+        .spawn(move || forward_stdin(&commands, max_line_bytes));
+    if let Err(e) = reader {
+        eprintln!("natter: cannot start the input thread: {e}");
+        net.send(NetCommand::Quit);
+    }
+
+    let stdout = io::stdout();
+    for event in events {
+        let mut out = stdout.lock();
+        match event {
+            NetEvent::Server(event) => {
+                let _ = writeln!(out, "{}", format_event(&event));
+                let _ = out.flush();
+            }
+            NetEvent::Finished { error: None } => return 0,
+            NetEvent::Finished { error: Some(error) } => {
+                eprintln!("natter: {error}");
+                return 1;
+            }
+            other => {
+                if let Some(news) = describe(&other) {
+                    eprintln!("natter: {news}");
+                }
+            }
+        }
+    }
+    1
+}
+
+/// Sends each stdin line as a chat line, then asks to quit at its end.
+fn forward_stdin(commands: &mpsc::Sender<NetCommand>, max_line_bytes: usize) {
+    for line in io::stdin().lock().lines() {
+        let Ok(line) = line else {
+            eprintln!("natter: stdin is not valid UTF-8; stopping");
+            break;
+        };
+        if line.len() > max_line_bytes {
+            eprintln!(
+                "natter: line of {} bytes not sent (at most {max_line_bytes})",
+                line.len()
+            );
+            continue;
+        }
+        if commands.send(NetCommand::Send(line)).is_err() {
+            return;
+        }
+    }
+    let _ = commands.send(NetCommand::Quit);
+}
+
+/// Formats a server event as its stdout line.
+pub fn format_event(event: &ServerEvent) -> String {
+    let line = match event {
+        ServerEvent::Welcome {
+            room_code,
+            seq,
+            you,
+            users,
+        } => format!(
+            "welcome room={room_code} seq={seq} users={} you={}",
+            users.len(),
+            you.user_name
+        ),
+        ServerEvent::Join { seq, member, .. } => format!("[{seq}] * {} joined", member.user_name),
+        ServerEvent::Leave { seq, member, .. } => format!("[{seq}] * {} left", member.user_name),
+        ServerEvent::Message {
+            seq, member, text, ..
+        } => format!("[{seq}] <{}> {text}", member.user_name),
+        ServerEvent::Error { reason } => format!("error: {reason}"),
+    };
+    sanitize(&line)
+}
+
+/// Describes connection news for stderr.
+fn describe(event: &NetEvent) -> Option<String> {
+    match event {
+        NetEvent::Lost { reason, retry_in } => Some(format!(
+            "{reason}; reconnecting in {:.1}s",
+            retry_in.as_secs_f64()
+        )),
+        NetEvent::Refused {
+            status,
+            reason,
+            retry_in: Some(retry_in),
+        } => Some(format!(
+            "refused ({status}): {reason}; retrying in {:.1}s",
+            retry_in.as_secs_f64()
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Member;
+
+    fn bo() -> Member {
+        Member {
+            user_name: "bo".into(),
+            session_id: "bbbbbbbb".into(),
+        }
+    }
+
+    #[test]
+    fn events_format_as_stable_lines() {
+        let cases = [
+            (
+                ServerEvent::Welcome {
+                    room_code: "lobby".into(),
+                    seq: 3,
+                    you: bo(),
+                    users: vec![bo()],
+                },
+                "welcome room=lobby seq=3 users=1 you=bo",
+            ),
+            (
+                ServerEvent::Message {
+                    seq: 4,
+                    member: bo(),
+                    text: "hi all".into(),
+                    ts: 0,
+                },
+                "[4] <bo> hi all",
+            ),
+            (
+                ServerEvent::Join {
+                    seq: 5,
+                    member: bo(),
+                    ts: 0,
+                },
+                "[5] * bo joined",
+            ),
+            (
+                ServerEvent::Leave {
+                    seq: 6,
+                    member: bo(),
+                    ts: 0,
+                },
+                "[6] * bo left",
+            ),
+            (
+                ServerEvent::Error {
+                    reason: "rate limited".into(),
+                },
+                "error: rate limited",
+            ),
+        ];
+        for (event, line) in cases {
+            assert_eq!(format_event(&event), line);
+        }
+    }
+
+    #[test]
+    fn event_lines_are_sanitised() {
+        let event = ServerEvent::Message {
+            seq: 1,
+            member: bo(),
+            text: "two\nlines\u{1b}[2J".into(),
+            ts: 0,
+        };
+        let line = format_event(&event);
+        assert!(!line.chars().any(char::is_control));
+        assert_eq!(line, "[1] <bo> two\u{240a}lines\u{241b}[2J");
+    }
+}

@@ -1,0 +1,637 @@
+//! The network thread: connects, upgrades, runs the WebSocket session and
+//! reconnects with backoff, talking to the UI through `std::sync::mpsc`.
+//!
+//! The UI sends [`NetCommand`]s; the thread sends back [`NetEvent`]s, ending
+//! with exactly one [`NetEvent::Finished`]. Sockets are blocking with a short
+//! read timeout, so one thread both reads and serves the commands. The
+//! protocol itself (framing, masking, pings, the closing handshake) is
+//! natter-core's [`Connection`]; this module only moves bytes and time.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{mpsc, Arc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use natter_core::close::CloseCode;
+use natter_core::connection::{
+    CloseCause, CloseInfo, Connection, ConnectionConfig, Event, Message, Role,
+};
+use natter_core::handshake::{join_path, ClientHandshake, ClientHandshakeError, WsUrl};
+use natter_core::names::{RoomCode, SessionId, UserName};
+
+use crate::event::ServerEvent;
+
+/// How long a read waits before the thread looks at its commands again.
+const READ_TICK: Duration = Duration::from_millis(25);
+
+/// How long connecting to one address may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the upgrade may take once connected.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long to wait for the server's close after ours on quit.
+const QUIT_GRACE: Duration = Duration::from_secs(2);
+
+/// The first reconnect delay; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// The longest reconnect delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How many 409 refusals in a row are retried: the old session with our id
+/// may still be closing on the server.
+const CONFLICT_RETRIES: u32 = 5;
+
+/// Most chat lines held while disconnected; older ones are dropped.
+const PENDING_LIMIT: usize = 1_000;
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// The server.
+    pub url: WsUrl,
+    /// Our display name.
+    pub name: UserName,
+    /// The room to join.
+    pub room: RoomCode,
+    /// Our session id, kept across reconnects.
+    pub session_id: SessionId,
+    /// Failed attempts in a row (without a session between) before giving
+    /// up; `None` retries for ever.
+    pub max_failures: Option<u32>,
+}
+
+/// What the UI asks of the network thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetCommand {
+    /// Sends a chat line (held while disconnected).
+    Send(String),
+    /// Sends what is held, closes with 1000 and ends the thread.
+    Quit,
+}
+
+/// What the network thread tells the UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    /// An attempt to connect has started.
+    Connecting,
+    /// The upgrade succeeded; the server's welcome follows.
+    Connected,
+    /// An event from the server.
+    Server(ServerEvent),
+    /// The connection ended and will be tried again after `retry_in`.
+    Lost {
+        /// What happened, in one line.
+        reason: String,
+        /// The delay before the next attempt.
+        retry_in: Duration,
+    },
+    /// The server refused the upgrade.
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The server's one-line reason, sanitised.
+        reason: String,
+        /// The delay before the next attempt, or `None` when the refusal
+        /// is final.
+        retry_in: Option<Duration>,
+    },
+    /// The thread has ended; `error` says why unless it was asked to quit.
+    Finished {
+        /// Why the thread gave up, if it did.
+        error: Option<String>,
+    },
+}
+
+/// The UI's side of a running network thread.
+#[derive(Debug)]
+pub struct NetHandle {
+    commands: Sender<NetCommand>,
+    thread: JoinHandle<()>,
+}
+
+impl NetHandle {
+    /// Passes a command to the thread; ignored once the thread has ended.
+    pub fn send(&self, command: NetCommand) {
+        let _ = self.commands.send(command);
+    }
+
+    /// Returns a sender of commands, for another thread to use.
+    pub fn commands(&self) -> Sender<NetCommand> {
+        self.commands.clone()
+    }
+
+    /// Returns whether the thread has ended (normally or by a panic).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
+/// Starts the network thread; each [`NetEvent`] goes to `events` through
+/// `wrap`, so the UI can merge it with its other inputs on one channel.
+///
+/// # Errors
+///
+/// Fails when the thread cannot be spawned.
+pub fn spawn<E: Send + 'static>(
+    config: NetConfig,
+    events: Sender<E>,
+    wrap: fn(NetEvent) -> E,
+) -> io::Result<NetHandle> {
+    let (commands, command_rx) = mpsc::channel();
+    let worker = Worker {
+        config,
+        commands: command_rx,
+        events,
+        wrap,
+        pending: VecDeque::new(),
+        quitting: false,
+    };
+    let thread = thread::Builder::new()
+        .name("natter-net".into())
+        .spawn(move || worker.run())?;
+    Ok(NetHandle { commands, thread })
+}
+
+/// How one connection attempt ended.
+#[derive(Debug)]
+enum Outcome {
+    /// We quit and the session is closed.
+    Quit,
+    /// The connection failed or ended; `joined` says a session had begun.
+    Lost { reason: String, joined: bool },
+    /// The server refused the upgrade.
+    Refused { status: u16, reason: String },
+}
+
+/// The state of the network thread.
+struct Worker<E> {
+    config: NetConfig,
+    commands: Receiver<NetCommand>,
+    events: Sender<E>,
+    wrap: fn(NetEvent) -> E,
+    /// Chat lines not yet handed to a connection.
+    pending: VecDeque<String>,
+    /// Set once the UI asked to quit (or went away).
+    quitting: bool,
+}
+
+impl<E> Worker<E> {
+    /// Runs attempts until quit or a final failure, then reports the end.
+    fn run(mut self) {
+        let error = self.attempts();
+        log::debug!("network thread done: {error:?}");
+        self.emit(NetEvent::Finished { error });
+    }
+
+    /// Connects again and again as the outcomes allow; returns why it
+    /// stopped, `None` for a quit.
+    fn attempts(&mut self) -> Option<String> {
+        let mut backoff = Backoff::new();
+        let mut failures = 0;
+        let mut conflicts = 0;
+        loop {
+            self.emit(NetEvent::Connecting);
+            let outcome = self.attempt();
+            log::info!("connection attempt ended: {outcome:?}");
+
+            let (delay, event) = match outcome {
+                Outcome::Quit => return None,
+                Outcome::Lost { reason, joined } => {
+                    if joined {
+                        (backoff, failures, conflicts) = (Backoff::new(), 0, 0);
+                    }
+                    failures += 1;
+                    if self.quitting || self.config.max_failures.is_some_and(|m| failures >= m) {
+                        return Some(reason);
+                    }
+                    let retry_in = backoff.next_delay();
+                    (retry_in, NetEvent::Lost { reason, retry_in })
+                }
+                Outcome::Refused { status, reason } => {
+                    let retry = match status {
+                        409 if conflicts < CONFLICT_RETRIES => {
+                            conflicts += 1;
+                            true
+                        }
+                        502..=504 => true,
+                        _ => false,
+                    };
+                    if !retry || self.quitting {
+                        let error = format!("refused ({status}): {reason}");
+                        let retry_in = None;
+                        self.emit(NetEvent::Refused {
+                            status,
+                            reason,
+                            retry_in,
+                        });
+                        return Some(error);
+                    }
+                    let retry_in = backoff.next_delay();
+                    (
+                        retry_in,
+                        NetEvent::Refused {
+                            status,
+                            reason,
+                            retry_in: Some(retry_in),
+                        },
+                    )
+                }
+            };
+
+            self.emit(event);
+            if !self.wait(delay) {
+                return None;
+            }
+        }
+    }
+
+    /// Waits `delay` while still taking commands; returns false on quit.
+    fn wait(&mut self, delay: Duration) -> bool {
+        let deadline = Instant::now() + delay;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            match self.commands.recv_timeout(left) {
+                Ok(command) => {
+                    self.take(command);
+                    if self.quitting {
+                        return false;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return true,
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// Files one command.
+    fn take(&mut self, command: NetCommand) {
+        match command {
+            NetCommand::Send(line) => {
+                self.pending.push_back(line);
+                if self.pending.len() > PENDING_LIMIT {
+                    self.pending.pop_front();
+                }
+            }
+            NetCommand::Quit => self.quitting = true,
+        }
+    }
+
+    /// Files every command waiting, noting when the UI has gone.
+    fn take_commands(&mut self) {
+        loop {
+            match self.commands.try_recv() {
+                Ok(command) => self.take(command),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    self.quitting = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Makes one attempt: connect, upgrade, run the session.
+    fn attempt(&mut self) -> Outcome {
+        let lost = |reason: String| Outcome::Lost {
+            reason,
+            joined: false,
+        };
+        let mut stream = match Stream::open(&self.config.url) {
+            Ok(stream) => stream,
+            Err(e) => return lost(format!("cannot connect to {}: {e}", self.config.url)),
+        };
+
+        let path = join_path(
+            self.config.name.as_str(),
+            self.config.room.as_str(),
+            self.config.session_id.as_str(),
+        );
+        let leftover = match upgrade(&mut stream, &self.config.url, &path) {
+            Ok(leftover) => leftover,
+            Err(UpgradeError::Refused { status, body }) => {
+                let reason = one_line(&body);
+                log::debug!("refused with {status}: {reason}");
+                return Outcome::Refused { status, reason };
+            }
+            Err(UpgradeError::Failed(reason)) => return lost(reason),
+        };
+
+        self.emit(NetEvent::Connected);
+        self.session(stream, &leftover)
+    }
+
+    /// Runs the WebSocket session on an upgraded stream until it ends.
+    fn session(&mut self, mut stream: Stream, leftover: &[u8]) -> Outcome {
+        let role = Role::Client {
+            mask_seed: fastrand::u64(..),
+        };
+        let mut conn = Connection::new(role, ConnectionConfig::client(), Instant::now());
+        conn.handle_input(Instant::now(), leftover);
+        let mut buf = vec![0; 16 * 1024];
+        let mut out = Vec::new();
+        let mut quit_deadline = None;
+        loop {
+            // Hand over what the UI asked for; close once all of it is out.
+            self.take_commands();
+            while conn.can_send_data() {
+                let Some(line) = self.pending.pop_front() else {
+                    break;
+                };
+                let _ = conn.send_text(&line);
+            }
+            if self.quitting && quit_deadline.is_none() {
+                conn.close(CloseCode::NORMAL, "");
+                quit_deadline = Some(Instant::now() + QUIT_GRACE);
+            }
+
+            // Pass on what arrived, then write what the connection has.
+            let closed = self.drain_events(&mut conn);
+            out.clear();
+            conn.poll_transmit(&mut out);
+            if let Err(e) = stream.write_all(&out).and_then(|()| stream.flush()) {
+                if quit_deadline.is_some() {
+                    return Outcome::Quit;
+                }
+                let reason = format!("write failed: {e}");
+                return Outcome::Lost {
+                    reason,
+                    joined: true,
+                };
+            }
+            if let Some(info) = closed {
+                return match quit_deadline {
+                    Some(_) => Outcome::Quit,
+                    None => Outcome::Lost {
+                        reason: describe_close(&info),
+                        joined: true,
+                    },
+                };
+            }
+            if quit_deadline.is_some_and(|d| Instant::now() >= d) {
+                return Outcome::Quit;
+            }
+
+            // Let deadlines fire, then read for a tick.
+            let now = Instant::now();
+            if conn.poll_timeout().is_some_and(|t| t <= now) {
+                conn.handle_timeout(now);
+                continue;
+            }
+            match stream.read(&mut buf) {
+                Ok(0) => conn.handle_eof(),
+                Ok(n) => conn.handle_input(Instant::now(), &buf[..n]),
+                Err(e) if is_tick(&e) => {}
+                Err(e) => {
+                    log::debug!("read failed: {e}");
+                    conn.handle_eof();
+                }
+            }
+        }
+    }
+
+    /// Forwards the connection's events; returns how it closed, if it did.
+    fn drain_events(&mut self, conn: &mut Connection) -> Option<CloseInfo> {
+        let mut closed = None;
+        while let Some(event) = conn.poll_event() {
+            match event {
+                Event::Message(Message::Text(text)) => match ServerEvent::parse(&text) {
+                    Ok(event) => self.emit(NetEvent::Server(event)),
+                    Err(e) => log::debug!("ignored server message: {e}"),
+                },
+                Event::Message(Message::Binary(data)) => {
+                    log::debug!("ignored binary message of {} bytes", data.len());
+                }
+                Event::Pong(_) => {}
+                Event::Closed(info) => closed = Some(info),
+            }
+        }
+        closed
+    }
+
+    /// Sends an event to the UI, which may have gone already.
+    fn emit(&self, event: NetEvent) {
+        let _ = self.events.send((self.wrap)(event));
+    }
+}
+
+/// Says whether a read error only means the read timeout passed.
+fn is_tick(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// Describes how a session ended, in one line.
+fn describe_close(info: &CloseInfo) -> String {
+    let code = info
+        .code
+        .map_or("no code".to_owned(), |c| format!("code {c}"));
+    let reason = one_line(&info.reason);
+    let why = match &info.cause {
+        CloseCause::ClosedByPeer => "server closed the connection".to_owned(),
+        CloseCause::ClosedByUs { .. } => "connection closed".to_owned(),
+        CloseCause::Violation(e) => format!("protocol error: {e}"),
+        CloseCause::TimedOut => "server stopped answering".to_owned(),
+        CloseCause::ConnectionLost => "connection lost".to_owned(),
+    };
+    match reason.as_str() {
+        "" => format!("{why} ({code})"),
+        _ => format!("{why} ({code}: {reason})"),
+    }
+}
+
+/// Returns the first non-empty line of `text`, sanitised and cut to 200
+/// characters.
+fn one_line(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    crate::sanitize::sanitize(&line.chars().take(200).collect::<String>())
+}
+
+/// Why the upgrade did not happen.
+#[derive(Debug)]
+enum UpgradeError {
+    /// The server answered with another status than 101.
+    Refused { status: u16, body: String },
+    /// Anything else: I/O, a bad response, a timeout.
+    Failed(String),
+}
+
+/// Writes the upgrade request for `path` and reads the answer; returns the
+/// bytes that followed the response head.
+fn upgrade(stream: &mut Stream, url: &WsUrl, path: &str) -> Result<Vec<u8>, UpgradeError> {
+    let key: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+    let (mut handshake, request) = ClientHandshake::new(&url.host_header(), path, key, None);
+    let failed = |e: &dyn std::fmt::Display| UpgradeError::Failed(format!("upgrade failed: {e}"));
+    stream
+        .write_all(&request)
+        .and_then(|()| stream.flush())
+        .map_err(|e| failed(&e))?;
+
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let mut buf = vec![0; 8 * 1024];
+    loop {
+        if Instant::now() >= deadline {
+            return Err(failed(&"no answer in time"));
+        }
+        let result = match stream.read(&mut buf) {
+            Ok(0) => handshake.handle_eof().map(|()| Some(Vec::new())),
+            Ok(n) => handshake.handle_input(&buf[..n]),
+            Err(e) if is_tick(&e) => continue,
+            Err(e) => return Err(failed(&e)),
+        };
+        match result {
+            Ok(Some(leftover)) => return Ok(leftover),
+            Ok(None) => {}
+            Err(ClientHandshakeError::Refused { status, body, .. }) => {
+                return Err(UpgradeError::Refused { status, body })
+            }
+            Err(e) => return Err(failed(&e)),
+        }
+    }
+}
+
+/// A plain or TLS byte stream to the server.
+enum Stream {
+    /// `ws://`.
+    Plain(TcpStream),
+    /// `wss://`, boxed because the TLS state is large.
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    /// Connects to the URL's host, with TLS for `wss://`.
+    fn open(url: &WsUrl) -> io::Result<Stream> {
+        let tcp = connect(url.host(), url.port())?;
+        tcp.set_nodelay(true)?;
+        tcp.set_read_timeout(Some(READ_TICK))?;
+        if !url.is_secure() {
+            return Ok(Stream::Plain(tcp));
+        }
+
+        let name = rustls::pki_types::ServerName::try_from(url.host().to_owned())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = rustls::ClientConnection::new(tls_config()?, name).map_err(io::Error::other)?;
+        Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(tls, tcp))))
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// Connects to the first address of `host` that answers.
+fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Returns the TLS settings: the ring provider and the webpki roots.
+fn tls_config() -> io::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Exponential backoff with jitter: 0.5 s doubling up to 30 s, each delay
+/// drawn between half and all of its step.
+#[derive(Debug)]
+struct Backoff {
+    step: Duration,
+}
+
+impl Backoff {
+    /// Starts at the first step.
+    fn new() -> Backoff {
+        Backoff {
+            step: FIRST_BACKOFF,
+        }
+    }
+
+    /// Returns the next delay and doubles the step.
+    fn next_delay(&mut self) -> Duration {
+        let step = self.step;
+        self.step = (step * 2).min(MAX_BACKOFF);
+        step.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut backoff = Backoff::new();
+        let delays: Vec<Duration> = (0..12).map(|_| backoff.next_delay()).collect();
+        assert!(delays[0] <= FIRST_BACKOFF && delays[0] >= FIRST_BACKOFF / 2);
+        assert!(delays[3] >= FIRST_BACKOFF * 4);
+        assert!(delays.iter().all(|d| *d <= MAX_BACKOFF));
+        assert!(delays[11] >= MAX_BACKOFF / 2);
+    }
+
+    #[test]
+    fn refusal_bodies_become_one_safe_line() {
+        assert_eq!(one_line("\n  bad name\r\nmore"), "bad name");
+        assert_eq!(one_line("a\u{1b}[2Jb"), "a\u{241b}[2Jb");
+        assert_eq!(one_line(&"x".repeat(500)).len(), 200);
+    }
+
+    #[test]
+    fn closes_are_described() {
+        let info = CloseInfo {
+            code: Some(1001),
+            reason: "shutting down".into(),
+            cause: CloseCause::ClosedByPeer,
+        };
+        assert_eq!(
+            describe_close(&info),
+            "server closed the connection (code 1001: shutting down)"
+        );
+    }
+}
