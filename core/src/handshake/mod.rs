@@ -12,10 +12,12 @@
 //! Neither side reads a clock or a randomness source: the server takes `now`
 //! as an argument and the client takes its 16 key bytes from the caller.
 
+mod client;
 mod query;
 mod response;
 mod server;
 
+pub use client::{join_path, ClientHandshake, ClientHandshakeError, InvalidUrl, WsUrl};
 pub use query::{parse_join_query, percent_decode, percent_encode, DecodeError, InvalidQuery};
 pub use response::{
     health_response, ok_response, reason_phrase, Refusal, RefusalKind, METRICS_CONTENT_TYPE,
