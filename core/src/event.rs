@@ -94,6 +94,17 @@ impl fmt::Debug for SharedFrame {
 ///
 /// A [`Room`](crate::room::Room) keeps one; a driver that builds frames of
 /// its own may keep another.
+///
+/// # Examples
+///
+/// ```
+/// use natter_core::event::EventEncoder;
+///
+/// let mut encoder = EventEncoder::new();
+/// let frame = encoder.error("rate limited");
+/// assert_eq!(frame.payload(), br#"{"type":"error","reason":"rate limited"}"#);
+/// assert_eq!(frame.as_bytes()[0], 0x81); // FIN + text
+/// ```
 #[derive(Debug, Default)]
 pub struct EventEncoder {
     json: Vec<u8>,
@@ -276,6 +287,16 @@ fn write_u64(out: &mut Vec<u8>, mut value: u64) {
 /// U+007F, U+2028 and U+2029 as `\u` escapes, which any parser accepts and
 /// which keep JavaScript clients and terminals safe. Everything else is
 /// copied as UTF-8.
+///
+/// # Examples
+///
+/// ```
+/// use natter_core::event::write_json_string;
+///
+/// let mut out = Vec::new();
+/// write_json_string(&mut out, "say \"hi\"\u{1b}[2J 🦀");
+/// assert_eq!(String::from_utf8(out).unwrap(), r#""say \"hi\"\u001b[2J 🦀""#);
+/// ```
 pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();

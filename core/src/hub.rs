@@ -20,6 +20,28 @@ use crate::room::{JoinError, Joined, Member, MemberId, Room, TextOutcome};
 /// The outcomes are those of [`Room`]; the hub only adds the room code to
 /// each call. A multi-threaded server may keep its own registry instead and
 /// use [`Room`] directly.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Instant;
+/// use natter_core::hub::Hub;
+/// use natter_core::names::{RoomCode, SessionId, UserName};
+/// use natter_core::room::Member;
+///
+/// let mut hub = Hub::new(None, None);
+/// let lobby = RoomCode::parse("lobby").unwrap();
+/// let ana = Member {
+///     user_name: UserName::parse("ana").unwrap(),
+///     session_id: SessionId::parse("k3J9x0aa").unwrap(),
+/// };
+/// let joined = hub.join(&lobby, ana, "ana's queue", Instant::now(), 0).unwrap();
+/// assert_eq!(hub.len(), 1);
+///
+/// let (queue, _leave) = hub.leave(&lobby, joined.id, 1).unwrap();
+/// assert_eq!(queue, "ana's queue");
+/// assert!(hub.is_empty());
+/// ```
 #[derive(Debug)]
 pub struct Hub<T> {
     rooms: HashMap<RoomCode, Room<T>>,

@@ -13,6 +13,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// The HTTP statuses counted on their own; any other refusal counts as
 /// `"other"`.
@@ -70,7 +71,8 @@ pub struct MetricsSnapshot {
     /// Chat lines received from members, including ignored and rate-limited
     /// ones.
     pub chat_messages: u64,
-    /// Frames handed to member queues.
+    /// Frames handed to member queues: each event counts once per member
+    /// it is for, as the room saw them when the event happened.
     pub deliveries: u64,
     /// Bytes read from sockets.
     pub bytes_received: u64,
@@ -95,6 +97,19 @@ impl MetricsSnapshot {
             .get(refusal_slot(status))
             .copied()
             .unwrap_or(0)
+    }
+}
+
+/// One open connection in the `connections_open` gauge, which it leaves
+/// when dropped (see [`Metrics::track_connection`]).
+#[derive(Debug)]
+pub struct OpenConnection {
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.metrics.connection_closed();
     }
 }
 
@@ -128,6 +143,15 @@ impl Metrics {
     /// [`Metrics::connection_opened`].
     pub fn connection_closed(&self) {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Records an accepted connection and returns a guard that records its
+    /// end when dropped, however the connection's task or thread ends.
+    pub fn track_connection(self: &Arc<Self>) -> OpenConnection {
+        self.connection_opened();
+        OpenConnection {
+            metrics: Arc::clone(self),
+        }
     }
 
     /// Records a new room (kept by [`Room`](crate::room::Room)).
@@ -426,6 +450,23 @@ mod tests {
         assert_eq!(snapshot.connections_open, -1);
         assert_eq!(snapshot.members, -i64::MAX);
         assert!(parse(&metrics.render())["natter_connections_open"] < 0.0);
+    }
+
+    #[test]
+    fn open_connection_guard_closes_on_drop() {
+        let metrics = std::sync::Arc::new(Metrics::new());
+        let first = metrics.track_connection();
+        let second = metrics.track_connection();
+        assert_eq!(metrics.snapshot().connections_open, 2);
+
+        drop(first);
+        assert_eq!(metrics.snapshot().connections_open, 1);
+        drop(second);
+        let snapshot = metrics.snapshot();
+        assert_eq!(
+            (snapshot.connections_open, snapshot.connections_accepted),
+            (0, 2)
+        );
     }
 
     #[test]
