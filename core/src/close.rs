@@ -164,3 +164,76 @@ pub fn truncate_reason(reason: &str) -> &str {
     }
     &reason[..end]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(code: u16, reason: &[u8]) -> Vec<u8> {
+        let mut out = code.to_be_bytes().to_vec();
+        out.extend_from_slice(reason);
+        out
+    }
+
+    #[test]
+    fn invalid_codes_answer_protocol_error() {
+        for code in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65_535,
+        ] {
+            let error = parse_close_payload(&payload(code, b"")).unwrap_err();
+            assert_eq!(error, InvalidClose::Code { code });
+            assert_eq!(error.close_code(), CloseCode::PROTOCOL_ERROR, "code {code}");
+        }
+    }
+
+    #[test]
+    fn valid_codes_are_accepted_with_their_reason() {
+        let valid = [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+        ];
+        for code in valid.into_iter().chain([3000, 3999, 4000, 4999]) {
+            let bytes = payload(code, b"why");
+            let parsed = parse_close_payload(&bytes).unwrap();
+            assert_eq!(parsed.map(|(c, r)| (c.get(), r)), Some((code, "why")));
+        }
+    }
+
+    #[test]
+    fn one_byte_payload_is_a_protocol_error() {
+        let error = parse_close_payload(&[0x03]).unwrap_err();
+        assert_eq!(error, InvalidClose::OneByte);
+        assert_eq!(error.close_code(), CloseCode::PROTOCOL_ERROR);
+    }
+
+    #[test]
+    fn empty_payload_carries_no_code() {
+        assert_eq!(parse_close_payload(&[]), Ok(None));
+    }
+
+    #[test]
+    fn invalid_reason_answers_invalid_payload() {
+        let error = parse_close_payload(&payload(1000, b"ok\xCE\xBA\xE1\xBD")).unwrap_err();
+        assert_eq!(error, InvalidClose::Reason(InvalidUtf8 { offset: 4 }));
+        assert_eq!(error.close_code(), CloseCode::INVALID_PAYLOAD);
+    }
+
+    #[test]
+    fn codes_that_may_not_be_sent_cannot_be_built() {
+        assert_eq!(CloseCode::new(1005), None);
+        assert_eq!(CloseCode::new(ABNORMAL_CLOSURE), None);
+        assert_eq!(CloseCode::new(4321).map(u16::from), Some(4321));
+    }
+
+    #[test]
+    fn long_reasons_are_cut_at_a_character_boundary() {
+        let reason = "é".repeat(100);
+        let cut = truncate_reason(&reason);
+        assert_eq!(cut.len(), 122);
+
+        let mut out = Vec::new();
+        encode_close_payload(&mut out, CloseCode::GOING_AWAY, &reason);
+        assert_eq!(out.len(), 124);
+        assert_eq!(&out[..2], &[0x03, 0xE9]);
+        assert!(parse_close_payload(&out).is_ok());
+    }
+}

@@ -561,3 +561,324 @@ fn finish_header(buf: &[u8; MAX_HEADER_LEN], ext_len: usize) -> FrameHeader {
         payload_len,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A decoded frame: its header and whole payload.
+    type Frame = (FrameHeader, Vec<u8>);
+
+    /// Gathers whole frames from a decoder fed piece by piece.
+    struct Collector {
+        decoder: FrameDecoder,
+        frames: Vec<Frame>,
+        header: Option<FrameHeader>,
+        payload: Vec<u8>,
+    }
+
+    impl Collector {
+        fn new(masking: Masking, max: u64) -> Collector {
+            Collector {
+                decoder: FrameDecoder::new(masking, max),
+                frames: Vec::new(),
+                header: None,
+                payload: Vec::new(),
+            }
+        }
+
+        fn feed(&mut self, mut input: &[u8]) -> Result<(), FrameError> {
+            while !input.is_empty() {
+                match self.decoder.decode(input, &mut self.payload)? {
+                    Decoded::NeedMore => input = &[],
+                    Decoded::Header { header, consumed } => {
+                        input = &input[consumed..];
+                        if header.payload_len == 0 {
+                            self.frames.push((header, Vec::new()));
+                        } else {
+                            self.header = Some(header);
+                        }
+                    }
+                    Decoded::Payload {
+                        consumed,
+                        frame_done,
+                    } => {
+                        input = &input[consumed..];
+                        if frame_done {
+                            let header = self.header.take().expect("payload follows a header");
+                            self.frames
+                                .push((header, std::mem::take(&mut self.payload)));
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Decodes `input` fed in pieces of `chunk` bytes.
+    fn decode_chunked(
+        input: &[u8],
+        masking: Masking,
+        max: u64,
+        chunk: usize,
+    ) -> Result<Vec<Frame>, FrameError> {
+        let mut collector = Collector::new(masking, max);
+        for piece in input.chunks(chunk.max(1)) {
+            collector.feed(piece)?;
+        }
+        Ok(collector.frames)
+    }
+
+    /// Decodes `input` in one piece with a permissive decoder.
+    fn decode_one(input: &[u8], masking: Masking, max: u64) -> Result<Vec<Frame>, FrameError> {
+        decode_chunked(input, masking, max, input.len())
+    }
+
+    fn encoded(opcode: OpCode, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(&mut out, opcode, fin, payload, mask);
+        out
+    }
+
+    #[test]
+    fn lengths_use_the_shortest_encoding_and_round_trip() {
+        for (len, header_len) in [(0, 2), (125, 2), (126, 4), (65_535, 4), (65_536, 10)] {
+            let payload = vec![0x5A; len];
+            let wire = encoded(OpCode::Binary, true, &payload, None);
+            assert_eq!(wire.len(), header_len + len, "length {len}");
+
+            let frames = decode_one(&wire, Masking::Forbidden, u64::MAX).unwrap();
+            assert_eq!(frames.len(), 1);
+            assert_eq!(frames[0].0.payload_len, len as u64);
+            assert_eq!(frames[0].1, payload);
+        }
+    }
+
+    #[test]
+    fn masked_frame_round_trips_and_masks_on_the_wire() {
+        let key = [0x37, 0xFA, 0x21, 0x3D];
+        let wire = encoded(OpCode::Text, true, b"Hello", Some(key));
+        assert_eq!(
+            wire,
+            [0x81, 0x85, 0x37, 0xFA, 0x21, 0x3D, 0x7F, 0x9F, 0x4D, 0x51, 0x58]
+        );
+
+        let frames = decode_one(&wire, Masking::Required, 1024).unwrap();
+        let (header, payload) = &frames[0];
+        assert!(header.fin && header.is_masked());
+        assert_eq!(
+            (header.opcode, header.mask, header.rsv),
+            (OpCode::Text, Some(key), 0)
+        );
+        assert_eq!(payload, b"Hello");
+    }
+
+    #[test]
+    fn unmasked_frame_round_trips() {
+        let wire = encoded(OpCode::Ping, true, b"abc", None);
+        assert_eq!(wire, [0x89, 0x03, b'a', b'b', b'c']);
+        let frames = decode_one(&wire, Masking::Forbidden, 1024).unwrap();
+        assert_eq!(frames[0].1, b"abc");
+        assert!(!frames[0].0.is_masked());
+    }
+
+    #[test]
+    fn every_split_position_gives_the_same_frames() {
+        let mut wire = encoded(OpCode::Text, false, &[7; 300], Some([9, 8, 7, 6]));
+        wire.extend(encoded(OpCode::Ping, true, b"p", Some([1, 2, 3, 4])));
+        wire.extend(encoded(
+            OpCode::Continuation,
+            true,
+            &[3; 200],
+            Some([5, 5, 6, 6]),
+        ));
+        let whole = decode_one(&wire, Masking::Required, u64::MAX).unwrap();
+        assert_eq!(whole.len(), 3);
+
+        for split in 0..=wire.len() {
+            let mut collector = Collector::new(Masking::Required, u64::MAX);
+            collector.feed(&wire[..split]).unwrap();
+            collector.feed(&wire[split..]).unwrap();
+            assert!(collector.frames == whole, "split at {split}");
+        }
+
+        // A 64-bit length, fed in pieces of several sizes.
+        wire.extend(encoded(
+            OpCode::Binary,
+            true,
+            &[4; 70_000],
+            Some([1, 0, 0, 1]),
+        ));
+        let whole = decode_one(&wire, Masking::Required, u64::MAX).unwrap();
+        assert_eq!(whole.len(), 4);
+        for chunk in [1, 2, 3, 5, 13, 4096] {
+            assert_eq!(
+                decode_chunked(&wire, Masking::Required, u64::MAX, chunk).unwrap(),
+                whole
+            );
+        }
+    }
+
+    #[test]
+    fn non_minimal_lengths_are_refused() {
+        let cases: [(&[u8], u64); 3] = [
+            (&[0x82, 126, 0x00, 125], 125),
+            (&[0x82, 126, 0x00, 0x00], 0),
+            (&[0x82, 127, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF], 65_535),
+        ];
+        for (wire, len) in cases {
+            let error = decode_one(wire, Masking::Forbidden, u64::MAX).unwrap_err();
+            assert_eq!(error, FrameError::NonMinimalLength { len });
+        }
+    }
+
+    #[test]
+    fn top_bit_of_a_64_bit_length_is_refused() {
+        let wire = [0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0];
+        let error = decode_one(&wire, Masking::Forbidden, u64::MAX).unwrap_err();
+        assert_eq!(error, FrameError::LengthTopBitSet);
+    }
+
+    #[test]
+    fn over_limit_length_fails_at_the_header_before_the_key_or_payload() {
+        // 70 000 bytes declared, limit 65 536: the error comes with the length
+        // bytes, before the masking key or any payload is there.
+        let mut decoder = FrameDecoder::new(Masking::Required, 65_536);
+        let mut payload = Vec::new();
+        let wire = [0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0x11, 0x70];
+        let error = decoder.decode(&wire, &mut payload).unwrap_err();
+        assert_eq!(
+            error,
+            FrameError::PayloadTooLong {
+                len: 70_000,
+                max: 65_536
+            }
+        );
+        assert!(payload.is_empty());
+
+        let error = decode_one(&[0x81, 0x8A], Masking::Required, 9).unwrap_err();
+        assert_eq!(error, FrameError::PayloadTooLong { len: 10, max: 9 });
+    }
+
+    #[test]
+    fn header_rules_fail_at_the_byte_that_breaks_them() {
+        let first_byte_cases = [
+            (0xC1, FrameError::ReservedBitsSet { bits: 0b100 }),
+            (0x91, FrameError::ReservedBitsSet { bits: 0b001 }),
+            (0x83, FrameError::ReservedOpCode { value: 3 }),
+            (0x8F, FrameError::ReservedOpCode { value: 0xF }),
+            (
+                0x09,
+                FrameError::FragmentedControl {
+                    opcode: OpCode::Ping,
+                },
+            ),
+        ];
+        for (first, expected) in first_byte_cases {
+            let error = decode_one(&[first], Masking::Any, 1024).unwrap_err();
+            assert_eq!(error, expected, "first byte {first:#x}");
+        }
+
+        let control = decode_one(&[0x88, 0xFE], Masking::Any, 1024).unwrap_err();
+        assert_eq!(
+            control,
+            FrameError::ControlTooLong {
+                opcode: OpCode::Close,
+                len: 126
+            }
+        );
+        let missing = decode_one(&[0x81, 0x05], Masking::Required, 1024).unwrap_err();
+        assert_eq!(missing, FrameError::MissingMask);
+        let unexpected = decode_one(&[0x81, 0x85], Masking::Forbidden, 1024).unwrap_err();
+        assert_eq!(unexpected, FrameError::UnexpectedMask);
+    }
+
+    #[test]
+    fn incomplete_header_asks_for_more_and_holds_the_bytes() {
+        let mut decoder = FrameDecoder::new(Masking::Required, 1024);
+        let mut payload = Vec::new();
+        for byte in [0x81, 0x82, 1, 2, 3] {
+            assert_eq!(decoder.decode(&[byte], &mut payload), Ok(Decoded::NeedMore));
+        }
+        let step = decoder
+            .decode(&[4, b'h' ^ 1, b'i' ^ 2], &mut payload)
+            .unwrap();
+        let Decoded::Header { header, consumed } = step else {
+            panic!("expected a header, got {step:?}");
+        };
+        assert_eq!((consumed, header.payload_len), (1, 2));
+        assert_eq!(decoder.payload_remaining(), 2);
+    }
+
+    #[test]
+    fn apply_mask_continues_the_key_cycle_between_pieces() {
+        let key = [1, 2, 4, 8];
+        let data: Vec<u8> = (0..=255).collect();
+        let mut whole = data.clone();
+        apply_mask(&mut whole, key, 0);
+
+        let mut pieces = data.clone();
+        let (a, rest) = pieces.split_at_mut(3);
+        let (b, c) = rest.split_at_mut(17);
+        apply_mask(a, key, 0);
+        apply_mask(b, key, 3);
+        apply_mask(c, key, 20);
+        assert_eq!(pieces, whole);
+    }
+
+    fn any_opcode() -> impl Strategy<Value = OpCode> {
+        prop_oneof![
+            Just(OpCode::Continuation),
+            Just(OpCode::Text),
+            Just(OpCode::Binary),
+            Just(OpCode::Close),
+            Just(OpCode::Ping),
+            Just(OpCode::Pong),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn apply_mask_matches_the_byte_by_byte_definition(
+            data in proptest::collection::vec(any::<u8>(), 0..100),
+            key in any::<[u8; 4]>(),
+            offset in 0usize..8,
+        ) {
+            let mut fast = data.clone();
+            apply_mask(&mut fast, key, offset);
+            let slow: Vec<u8> =
+                data.iter().enumerate().map(|(i, b)| b ^ key[(offset + i) % 4]).collect();
+            prop_assert_eq!(fast, slow);
+        }
+
+        #[test]
+        fn any_frame_round_trips_through_any_split(
+            opcode in any_opcode(),
+            fin in any::<bool>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..70_000),
+            mask in proptest::option::of(any::<[u8; 4]>()),
+            chunk in 1usize..5000,
+        ) {
+            let payload = if opcode.is_control() { &payload[..payload.len().min(125)] } else { &payload[..] };
+            let fin = fin || opcode.is_control();
+            let wire = encoded(opcode, fin, payload, mask);
+            let frames = decode_chunked(&wire, Masking::Any, u64::MAX, chunk).unwrap();
+            prop_assert_eq!(frames.len(), 1);
+            let (header, decoded) = &frames[0];
+            prop_assert_eq!((header.opcode, header.fin, header.mask), (opcode, fin, mask));
+            prop_assert_eq!(&decoded[..], payload);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            input in proptest::collection::vec(any::<u8>(), 0..200),
+            chunk in 1usize..20,
+        ) {
+            let _ = decode_chunked(&input, Masking::Any, 1000, chunk);
+        }
+    }
+}

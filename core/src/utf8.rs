@@ -168,3 +168,116 @@ fn bad_byte_in(tail: &[u8], len: usize) -> usize {
 fn can_lead(byte: u8) -> bool {
     matches!(byte, 0x00..=0x7F | 0xC2..=0xF4)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Feeds `bytes` one byte at a time and returns the offset of the call
+    /// that failed, if one did.
+    fn fail_offset_bytewise(bytes: &[u8]) -> Option<u64> {
+        let mut validator = Utf8Validator::new();
+        bytes.iter().enumerate().find_map(|(index, byte)| {
+            let result = validator.feed(std::slice::from_ref(byte));
+            result.err().map(|error| {
+                assert_eq!(error.offset, index as u64, "failed at the byte just fed");
+                error.offset
+            })
+        })
+    }
+
+    #[test]
+    fn fails_at_the_first_byte_that_cannot_start_or_continue() {
+        let cases: &[(&str, &[u8], u64)] = &[
+            ("lead beyond U+10FFFF range", &[0xF4, 0x90, 0x80, 0x80], 1),
+            ("overlong two-byte lead", &[0xC0, 0x80], 0),
+            ("overlong two-byte lead 0xC1", &[0xC1, 0xBF], 0),
+            ("surrogate", &[0xED, 0xA0, 0x80], 1),
+            ("overlong three-byte", &[0xE0, 0x80, 0x80], 1),
+            ("overlong four-byte", &[0xF0, 0x80, 0x80, 0x80], 1),
+            ("lone continuation", &[b'a', 0x80], 1),
+            ("lead 0xF5", &[0xF5], 0),
+            ("lead 0xFF", &[0xFF], 0),
+            ("ascii after lead", &[0xE2, 0x82, b'x'], 2),
+            ("four-byte broken late", &[0xF0, 0x90, 0x80, 0x41], 3),
+            ("after valid text", "κόσμε".as_bytes(), u64::MAX),
+        ];
+        for (name, bytes, expected) in cases {
+            let whole = Utf8Validator::new().feed(bytes).err().map(|e| e.offset);
+            let bytewise = fail_offset_bytewise(bytes);
+            let expected = (*expected != u64::MAX).then_some(*expected);
+            assert_eq!(whole, expected, "{name}, whole");
+            assert_eq!(bytewise, expected, "{name}, byte by byte");
+        }
+    }
+
+    #[test]
+    fn sequences_split_across_pieces_are_accepted() {
+        let text = "a€𝄞ü z";
+        let bytes = text.as_bytes();
+        for split in 0..=bytes.len() {
+            let mut validator = Utf8Validator::new();
+            validator.feed(&bytes[..split]).unwrap();
+            validator.feed(&bytes[split..]).unwrap();
+            assert_eq!(validator.finish(), Ok(()), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn ending_mid_sequence_is_known_and_refused_by_finish() {
+        let mut validator = Utf8Validator::new();
+        validator.feed(b"ok\xF0\x9F").unwrap();
+        assert!(validator.is_mid_sequence());
+        assert_eq!(validator.finish(), Err(InvalidUtf8 { offset: 4 }));
+
+        validator.feed(b"\x98").unwrap();
+        assert!(validator.is_mid_sequence());
+        validator.feed(b"\x80").unwrap();
+        assert!(!validator.is_mid_sequence());
+        assert_eq!(validator.finish(), Ok(()));
+    }
+
+    #[test]
+    fn a_failure_sticks_until_reset() {
+        let mut validator = Utf8Validator::new();
+        assert_eq!(validator.feed(b"ab\xFF"), Err(InvalidUtf8 { offset: 2 }));
+        assert_eq!(validator.feed(b"fine"), Err(InvalidUtf8 { offset: 2 }));
+        assert!(validator.finish().is_err());
+
+        validator.reset();
+        assert_eq!(validator.feed(b"fine"), Ok(()));
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_of_valid_text_is_accepted(text in ".*", split in any::<prop::sample::Index>()) {
+            let bytes = text.as_bytes();
+            let split = split.index(bytes.len() + 1);
+            let mut validator = Utf8Validator::new();
+            prop_assert!(validator.feed(&bytes[..split]).is_ok());
+            prop_assert!(validator.feed(&bytes[split..]).is_ok());
+            prop_assert!(validator.finish().is_ok());
+        }
+
+        #[test]
+        fn verdict_and_position_do_not_depend_on_pieces(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let whole = {
+                let mut validator = Utf8Validator::new();
+                validator.feed(&bytes).and_then(|()| validator.finish())
+            };
+            prop_assert_eq!(whole.is_ok(), std::str::from_utf8(&bytes).is_ok());
+            if let Err(error) = std::str::from_utf8(&bytes) {
+                let offset = whole.unwrap_err().offset;
+                prop_assert!(offset >= error.valid_up_to() as u64);
+            }
+
+            let bytewise = fail_offset_bytewise(&bytes);
+            if let Some(offset) = bytewise {
+                prop_assert_eq!(whole, Err(InvalidUtf8 { offset }));
+            }
+        }
+    }
+}
