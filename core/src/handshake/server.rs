@@ -637,6 +637,21 @@ mod tests {
     }
 
     #[test]
+    fn http_1_0_may_ask_for_health_but_not_upgrade() {
+        let health = "GET /healthz HTTP/1.0\r\n\r\n";
+        assert_eq!(decide(health), Request::Health);
+
+        let join = upgrade_head(JOIN, &[], &[]).replacen("HTTP/1.1", "HTTP/1.0", 1);
+        let refused = refusal(decide(&join));
+        assert_eq!(refused.status(), 400);
+        assert!(
+            refused.reason().contains("HTTP/1.1"),
+            "{}",
+            refused.reason()
+        );
+    }
+
+    #[test]
     fn header_names_and_tokens_ignore_case() {
         let text = head(
             JOIN,
