@@ -1,4 +1,11 @@
 //! Conformance harness for natter.
+pub mod core_ws;
+pub mod expr;
+pub mod generate;
+pub mod load;
 pub mod server;
 pub mod suite;
 pub mod testclient;
+pub mod vector;
+pub mod verdict;
+pub mod wire;
