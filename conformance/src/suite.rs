@@ -481,7 +481,8 @@ pub fn bad_query_is_refused_with_400(binary: &Path) {
         "/joinRoom?user_name=%20%20&room_code=r&session_id=session-a",
     ];
     for path in cases {
-        let response = expect_refusal(server.addr(), &upgrade_request(path, ""), 400);
+        let request = upgrade_request(path, "Sec-WebSocket-Version: 13\r\n");
+        let response = expect_refusal(server.addr(), &request, 400);
         assert!(!response.body.is_empty(), "400 without a reason for {path}");
     }
     let bad_key = format!(

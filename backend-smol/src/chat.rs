@@ -1,0 +1,223 @@
+//! A chat member's connection: join the room, then read, hand bytes to the
+//! core's `Connection`, forward its lines to the room task, and queue its
+//! control frames behind the room's frames.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_channel::{Receiver, Sender};
+use async_net::TcpStream;
+use futures_lite::{future, AsyncReadExt, FutureExt};
+use natter_core::close::CloseCode;
+use natter_core::connection::{
+    CloseCause, CloseInfo, Connection, ConnectionConfig, Event, Message, Role,
+};
+use natter_core::handshake::{JoinParams, Upgrade};
+use natter_core::room::{Member, MemberId};
+use smol::Timer;
+
+use crate::deadline::Deadline;
+use crate::outlet::{run_writer, Outlet};
+use crate::rooms::{RoomCommand, Rooms};
+use crate::server::Server;
+use crate::session;
+
+/// Size of the reused read buffer; a chat line is at most a few KiB.
+const READ_CHUNK: usize = 4096;
+
+/// What woke a member's reader.
+enum Wake {
+    /// The socket produced bytes, ended (`Ok(0)`) or failed.
+    Read(std::io::Result<usize>),
+    /// The connection's timer passed.
+    Timer,
+    /// The server is shutting down.
+    Shutdown,
+    /// The room dropped the member for a full queue.
+    Kicked,
+}
+
+/// Serves a `/joinRoom` upgrade: joins the room (answering 409 if the
+/// session is already there), writes the 101, and runs the member until
+/// its connection ends.
+pub async fn run(
+    server: &Arc<Server>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    params: JoinParams,
+    upgrade: Upgrade,
+    leftover: Vec<u8>,
+) {
+    let JoinParams {
+        user_name,
+        room_code,
+        session_id,
+    } = params;
+    let session = session_id.as_str().to_owned();
+    let member = Member {
+        user_name,
+        session_id,
+    };
+
+    // The room answers before the 101 goes out, so a 409 is still possible.
+    let (outlet, ends) = Outlet::new(server.config.max_queue_bytes);
+    let joined = Rooms::join(server, room_code.clone(), member, outlet.clone()).await;
+    let membership = match joined {
+        Ok(membership) => membership,
+        Err(refusal) => return session::refuse(server, stream, peer, &refusal).await,
+    };
+    let response = upgrade.response_bytes();
+    if session::write_all(server, &mut stream, &response)
+        .await
+        .is_err()
+    {
+        let _ = membership
+            .room
+            .try_send(RoomCommand::Leave { id: membership.id });
+        return;
+    }
+
+    // The welcome is already queued; the writer sends it first.
+    let metrics = Arc::clone(&server.metrics);
+    let writer = run_writer(stream.clone(), outlet.clone(), ends.queue, metrics);
+    let writer = server.executor.spawn(writer);
+    let reader = MemberReader {
+        server,
+        conn: Connection::new(
+            Role::Server,
+            ConnectionConfig::chat(&server.config),
+            Instant::now(),
+        ),
+        outlet,
+        room: membership.room,
+        id: membership.id,
+    };
+    let info = reader.drive(stream, leftover, ends.kicked).await;
+
+    // Give the writer the time the core allows to send our last frames.
+    if info.cause == CloseCause::ConnectionLost {
+        drop(writer);
+    } else {
+        let expired = async {
+            Timer::after(server.config.close_timeout).await;
+            Ok(())
+        };
+        let _ = writer.or(expired).await;
+    }
+    log::info!(
+        "room {}: member {session} ({peer}) left: close {} {:?} ({:?})",
+        room_code.as_str(),
+        info.code
+            .map_or_else(|| "none".to_string(), |c| c.to_string()),
+        info.reason,
+        info.cause,
+    );
+}
+
+/// The reading half of a member's connection.
+struct MemberReader<'a> {
+    server: &'a Server,
+    conn: Connection,
+    outlet: Outlet,
+    room: Sender<RoomCommand>,
+    id: MemberId,
+}
+
+impl MemberReader<'_> {
+    /// Runs the connection until it finishes, then leaves the room; returns
+    /// how it finished.
+    async fn drive(
+        mut self,
+        mut stream: TcpStream,
+        leftover: Vec<u8>,
+        kicked: Receiver<()>,
+    ) -> CloseInfo {
+        let shutdown = self.server.shutdown_signal();
+        let mut watch_shutdown = true;
+        let mut watch_kick = true;
+        let mut deadline = Deadline::new();
+        let mut buf = vec![0u8; READ_CHUNK];
+        if !leftover.is_empty() {
+            self.conn.handle_input(Instant::now(), &leftover);
+        }
+
+        let info = loop {
+            let closed = self.forward_events();
+            self.transmit();
+            if let Some(info) = closed {
+                break info;
+            }
+
+            // Wait for whichever comes first; the rare wakeups are polled
+            // before the socket so a busy peer cannot starve them.
+            deadline.arm(self.conn.poll_timeout());
+            let stop = async {
+                if !watch_shutdown {
+                    future::pending::<()>().await;
+                }
+                let _ = shutdown.recv().await;
+                Wake::Shutdown
+            };
+            let kick = async {
+                if !watch_kick {
+                    future::pending::<()>().await;
+                }
+                let _ = kicked.recv().await;
+                Wake::Kicked
+            };
+            let timer = async {
+                deadline.wait().await;
+                Wake::Timer
+            };
+            let read = async { Wake::Read(stream.read(&mut buf).await) };
+            match stop.or(kick).or(timer).or(read).await {
+                Wake::Read(Ok(0)) | Wake::Read(Err(_)) => self.conn.handle_eof(),
+                Wake::Read(Ok(n)) => {
+                    self.server.metrics.bytes_received(n);
+                    self.conn.handle_input(Instant::now(), &buf[..n]);
+                }
+                Wake::Timer => self.conn.handle_timeout(Instant::now()),
+                Wake::Shutdown => {
+                    watch_shutdown = false;
+                    self.conn
+                        .close(CloseCode::GOING_AWAY, "server shutting down");
+                }
+                Wake::Kicked => {
+                    watch_kick = false;
+                    self.server.metrics.slow_consumer_disconnected();
+                    self.conn
+                        .close(CloseCode::POLICY_VIOLATION, "outgoing queue full");
+                }
+            }
+        };
+
+        let _ = self.room.try_send(RoomCommand::Leave { id: self.id });
+        info
+    }
+
+    /// Hands every event to the room; returns the close once it comes.
+    fn forward_events(&mut self) -> Option<CloseInfo> {
+        while let Some(event) = self.conn.poll_event() {
+            match event {
+                Event::Message(Message::Text(text)) => {
+                    let _ = self.room.try_send(RoomCommand::Text { id: self.id, text });
+                }
+                // The chat configuration refuses binary messages with 1003
+                // inside the core, and pongs need no answer.
+                Event::Message(Message::Binary(_)) | Event::Pong(_) => {}
+                Event::Closed(info) => return Some(info),
+            }
+        }
+        None
+    }
+
+    /// Queues the connection's own frames behind what the room queued.
+    fn transmit(&mut self) {
+        let mut out = Vec::new();
+        if self.conn.poll_transmit(&mut out) {
+            let closes = !self.conn.can_send_data();
+            self.outlet.push_control(out, closes);
+        }
+    }
+}

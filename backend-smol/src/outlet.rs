@@ -1,0 +1,266 @@
+//! A member's outgoing queue and the writer task that drains it.
+//!
+//! The room task pushes [`SharedFrame`]s with [`Outlet::push`]; the member's
+//! own connection task pushes the control frames its `Connection` produces
+//! with [`Outlet::push_control`]. The queue is unbounded as a channel but
+//! bounded by the bytes of room frames it holds: a push past the bound
+//! refuses the frame and marks the member kicked, so the room never waits.
+//! One writer per member ([`run_writer`]) takes everything ready at once and
+//! writes it with vectored writes, without copying the shared frames.
+
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_channel::{Receiver, Sender};
+use async_net::TcpStream;
+use futures_lite::AsyncWriteExt;
+use natter_core::event::SharedFrame;
+use natter_core::metrics::Metrics;
+
+/// Most slices handed to one vectored write (Linux's IOV_MAX is 1024).
+const MAX_SLICES: usize = 64;
+
+/// Most queued items taken into one batch, so a writer that keeps finding
+/// more to send still comes back to hand the written bytes back to the bound.
+const MAX_BATCH_ITEMS: usize = 1024;
+
+/// One piece of outgoing bytes, in the order it must reach the socket.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A frame from the room, shared with every other member's queue.
+    Room(SharedFrame),
+    /// Bytes from the member's own `Connection` (pongs, pings, close).
+    Control {
+        /// The encoded frames.
+        bytes: Vec<u8>,
+        /// Whether a close frame is among them, after which nothing more
+        /// may be written.
+        closes: bool,
+    },
+}
+
+impl Outgoing {
+    /// Returns the bytes to write.
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Outgoing::Room(frame) => frame.as_bytes(),
+            Outgoing::Control { bytes, .. } => bytes,
+        }
+    }
+}
+
+/// State shared by a member's outlet handles, its writer and its reader.
+#[derive(Debug)]
+struct OutletState {
+    /// Bytes of room frames queued and not yet written.
+    queued: AtomicUsize,
+    /// Bound on `queued`.
+    limit: usize,
+    /// Set once the member has been dropped for a full queue.
+    kicked: AtomicBool,
+}
+
+/// The room's handle on one member's outgoing queue.
+#[derive(Debug, Clone)]
+pub struct Outlet {
+    state: Arc<OutletState>,
+    sender: Sender<Outgoing>,
+    kick: Sender<()>,
+}
+
+/// The member side of an outlet: the queue to drain and the kick signal.
+#[derive(Debug)]
+pub struct OutletEnds {
+    /// The queue the writer drains.
+    pub queue: Receiver<Outgoing>,
+    /// Receives a value (or closes) when the room dropped the member for a
+    /// full queue.
+    pub kicked: Receiver<()>,
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The queue would pass its bound; the member is now marked kicked.
+    Full,
+    /// The member's writer is gone.
+    Gone,
+}
+
+impl Outlet {
+    /// Creates an outlet whose room frames may hold at most `limit` bytes.
+    pub fn new(limit: usize) -> (Outlet, OutletEnds) {
+        let (sender, queue) = async_channel::unbounded();
+        let (kick, kicked) = async_channel::bounded(1);
+        let state = Arc::new(OutletState {
+            queued: AtomicUsize::new(0),
+            limit,
+            kicked: AtomicBool::new(false),
+        });
+        let outlet = Outlet {
+            state,
+            sender,
+            kick,
+        };
+        (outlet, OutletEnds { queue, kicked })
+    }
+
+    /// Queues a room frame for this member.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`] when the frame would take the queue past its
+    /// bound (the member is marked kicked and its reader told), and
+    /// [`PushError::Gone`] when the member's writer has ended.
+    pub fn push(&self, frame: &SharedFrame) -> Result<(), PushError> {
+        if self.is_kicked() {
+            return Err(PushError::Full);
+        }
+
+        let len = frame.as_bytes().len();
+        let before = self.state.queued.fetch_add(len, Ordering::AcqRel);
+        if before.saturating_add(len) > self.state.limit {
+            self.state.queued.fetch_sub(len, Ordering::AcqRel);
+            self.mark_kicked();
+            return Err(PushError::Full);
+        }
+
+        if self.sender.try_send(Outgoing::Room(frame.clone())).is_err() {
+            self.state.queued.fetch_sub(len, Ordering::AcqRel);
+            return Err(PushError::Gone);
+        }
+        Ok(())
+    }
+
+    /// Queues control bytes from the member's own connection, outside the bound.
+    ///
+    /// Returns `false` when the writer has ended.
+    pub fn push_control(&self, bytes: Vec<u8>, closes: bool) -> bool {
+        self.sender
+            .try_send(Outgoing::Control { bytes, closes })
+            .is_ok()
+    }
+
+    /// Marks the member kicked: the writer skips room frames from now on and
+    /// the reader is told to close with 1008.
+    pub fn mark_kicked(&self) {
+        self.state.kicked.store(true, Ordering::Release);
+        let _ = self.kick.try_send(());
+    }
+
+    /// Returns whether the member was dropped for a full queue.
+    pub fn is_kicked(&self) -> bool {
+        self.state.kicked.load(Ordering::Acquire)
+    }
+}
+
+/// Writes everything queued for a member to `stream` until the queue closes
+/// or a close frame has been written.
+///
+/// Every wakeup takes all the items ready at that moment and writes them with
+/// as few vectored writes as the kernel allows, then flushes once. Room
+/// frames queued after the member was kicked are dropped unwritten.
+///
+/// # Errors
+///
+/// Fails when the socket write fails; the caller ends the connection.
+pub async fn run_writer(
+    mut stream: TcpStream,
+    outlet: Outlet,
+    queue: Receiver<Outgoing>,
+    metrics: Arc<Metrics>,
+) -> io::Result<()> {
+    let mut batch: Vec<Outgoing> = Vec::with_capacity(64);
+    loop {
+        let Ok(first) = queue.recv().await else {
+            return Ok(());
+        };
+
+        // Take everything ready now, stopping after a close frame.
+        let mut closes = take_item(&mut batch, first, &outlet);
+        while !closes && batch.len() < MAX_BATCH_ITEMS {
+            match queue.try_recv() {
+                Ok(item) => closes = take_item(&mut batch, item, &outlet),
+                Err(_) => break,
+            }
+        }
+
+        let room_bytes: usize = batch
+            .iter()
+            .filter(|item| matches!(item, Outgoing::Room(_)))
+            .map(|item| item.bytes().len())
+            .sum();
+        let written = write_batch(&mut stream, &batch).await;
+        batch.clear();
+        outlet.state.queued.fetch_sub(room_bytes, Ordering::AcqRel);
+        metrics.bytes_sent(written?);
+        stream.flush().await?;
+
+        if closes {
+            return Ok(());
+        }
+    }
+}
+
+/// Adds `item` to `batch` unless it is a room frame for a kicked member, and
+/// returns whether it holds a close frame.
+fn take_item(batch: &mut Vec<Outgoing>, item: Outgoing, outlet: &Outlet) -> bool {
+    match item {
+        Outgoing::Room(frame) if outlet.is_kicked() => {
+            let len = frame.as_bytes().len();
+            outlet.state.queued.fetch_sub(len, Ordering::AcqRel);
+            false
+        }
+        Outgoing::Room(_) => {
+            batch.push(item);
+            false
+        }
+        Outgoing::Control { closes, .. } => {
+            batch.push(item);
+            closes
+        }
+    }
+}
+
+/// Writes every item of `batch` in order and returns the bytes written.
+async fn write_batch(stream: &mut TcpStream, batch: &[Outgoing]) -> io::Result<usize> {
+    let mut total = 0;
+    let mut index = 0;
+    let mut offset = 0;
+    while index < batch.len() {
+        // Gather up to MAX_SLICES pieces, the first one past what was written.
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        for (i, item) in batch[index..].iter().take(MAX_SLICES).enumerate() {
+            let bytes = item.bytes();
+            let start = if i == 0 { offset } else { 0 };
+            slices[count] = IoSlice::new(&bytes[start.min(bytes.len())..]);
+            count += 1;
+        }
+
+        let mut written = stream.write_vectored(&slices[..count]).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        total += written;
+
+        // Advance past whole items, then into the partly written one.
+        while written > 0 && index < batch.len() {
+            let left = batch[index].bytes().len() - offset;
+            if written >= left {
+                written -= left;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += written;
+                written = 0;
+            }
+        }
+        while index < batch.len() && batch[index].bytes().len() == offset {
+            index += 1;
+            offset = 0;
+        }
+    }
+    Ok(total)
+}

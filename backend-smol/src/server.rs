@@ -1,0 +1,178 @@
+//! The listener, the state every task shares, and the orderly shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_channel::{Receiver, Sender};
+use async_net::TcpListener;
+use futures_lite::FutureExt;
+use natter_core::config::ServerConfig;
+use natter_core::metrics::Metrics;
+use smol::{Executor, Timer};
+
+use crate::rooms::Rooms;
+use crate::session;
+
+/// Pause after a failed accept (such as running out of file descriptors),
+/// so the loop does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What every connection and room task shares.
+pub struct Server {
+    /// The limits and timeouts in force.
+    pub config: ServerConfig,
+    /// The counters behind `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The registry of active rooms.
+    pub rooms: Rooms,
+    /// The executor that runs every task.
+    pub executor: Arc<Executor<'static>>,
+    /// Closed when the server shuts down; every connection watches it.
+    shutdown: Receiver<()>,
+    /// A clone lives in every connection, so the server knows when the last
+    /// one has ended (its receiver sees every sender dropped).
+    alive: Sender<()>,
+    /// Connections held now, handshakes included.
+    connections: AtomicUsize,
+}
+
+impl Server {
+    /// Returns a receiver that errors once the server is shutting down.
+    pub fn shutdown_signal(&self) -> Receiver<()> {
+        self.shutdown.clone()
+    }
+
+    /// Counts a new connection and returns its guard, and whether it is
+    /// over the connection limit.
+    pub fn open_connection(self: &Arc<Self>) -> (ConnectionGuard, bool) {
+        let held = self.connections.fetch_add(1, Ordering::AcqRel) + 1;
+        self.metrics.connection_opened();
+        let guard = ConnectionGuard {
+            server: Arc::clone(self),
+            _alive: self.alive.clone(),
+        };
+        (guard, held > self.config.max_connections)
+    }
+}
+
+/// Keeps one connection counted until it is dropped.
+pub struct ConnectionGuard {
+    server: Arc<Server>,
+    _alive: Sender<()>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.server.connections.fetch_sub(1, Ordering::AcqRel);
+        self.server.metrics.connection_closed();
+    }
+}
+
+/// Returns the wall clock in milliseconds since the Unix epoch, for `ts`.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Listens on `listen` and serves until `stop` fires, then closes every
+/// connection with 1001 and waits up to the shutdown grace for them.
+///
+/// # Errors
+///
+/// Fails when the address cannot be bound.
+pub async fn serve(
+    executor: Arc<Executor<'static>>,
+    listen: SocketAddr,
+    config: ServerConfig,
+    stop: Receiver<()>,
+) -> io::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    log::info!("listening on {addr}");
+    log_limits(&config);
+
+    let (shutdown_tx, shutdown_rx) = async_channel::bounded(1);
+    let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);
+    let grace = config.shutdown_grace;
+    let server = Arc::new(Server {
+        config,
+        metrics: Arc::new(Metrics::new()),
+        rooms: Rooms::new(),
+        executor,
+        shutdown: shutdown_rx,
+        alive: alive_tx,
+        connections: AtomicUsize::new(0),
+    });
+
+    accept_until_stopped(&server, &listener, &stop).await;
+    drop(listener);
+
+    // Tell every connection, then wait for the last one to end.
+    let open = server.connections.load(Ordering::Acquire);
+    log::info!("closing {open} connections (grace {grace:?})");
+    shutdown_tx.close();
+    drop(server);
+    let all_ended = async {
+        let _ = alive_rx.recv().await;
+        true
+    };
+    let expired = async {
+        Timer::after(grace).await;
+        false
+    };
+    if all_ended.or(expired).await {
+        log::info!("every connection ended; exiting");
+    } else {
+        log::warn!("shutdown grace of {grace:?} expired with connections still open");
+    }
+    Ok(())
+}
+
+/// Accepts connections and spawns a session for each until `stop` fires.
+async fn accept_until_stopped(server: &Arc<Server>, listener: &TcpListener, stop: &Receiver<()>) {
+    loop {
+        let accepted = async { Some(listener.accept().await) };
+        let stopped = async {
+            let _ = stop.recv().await;
+            None
+        };
+        match accepted.or(stopped).await {
+            None => return,
+            Some(Ok((stream, peer))) => {
+                let server = Arc::clone(server);
+                let task = session::run(Arc::clone(&server), stream, peer);
+                server.executor.spawn(task).detach();
+            }
+            Some(Err(e)) => {
+                log::error!("accept failed: {e}");
+                Timer::after(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Logs the limits in force, on the line after the listen address.
+fn log_limits(config: &ServerConfig) {
+    let rate = match config.rate_limit {
+        Some(limit) => format!("burst {} then {}/s", limit.burst, limit.per_second),
+        None => "off".to_string(),
+    };
+    log::info!(
+        "limits: {} connections, head {} B, chat line {} B, echo {} ({} B), queue {} B, \
+         rate {rate}, handshake {:?}, ping after {:?}, pong timeout {:?}, shutdown grace {:?}",
+        config.max_connections,
+        config.max_head_bytes,
+        config.max_chat_bytes,
+        if config.echo_enabled { "on" } else { "off" },
+        config.max_echo_bytes,
+        config.max_queue_bytes,
+        config.handshake_timeout,
+        config.idle_ping_after,
+        config.pong_timeout,
+        config.shutdown_grace,
+    );
+}

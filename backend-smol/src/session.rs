@@ -1,0 +1,144 @@
+//! One accepted connection: the upgrade handshake, then routing to a chat
+//! member, the echo endpoint, or a plain HTTP answer.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_net::TcpStream;
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use natter_core::handshake::{
+    health_response, ok_response, Progress, Refusal, Request, ServerHandshake, METRICS_CONTENT_TYPE,
+};
+use smol::Timer;
+
+use crate::server::Server;
+use crate::{chat, echo};
+
+/// Size of the buffer the request head is read into.
+const HEAD_CHUNK: usize = 4096;
+
+/// Longest a refused peer gets to stop sending after its answer, so that
+/// closing the socket does not reset the answer away.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Most bytes read and discarded while lingering.
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// Serves one accepted connection to its end.
+pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
+    let (_guard, busy) = server.open_connection();
+    let _ = stream.set_nodelay(true);
+
+    let Some((request, leftover)) = read_request(&server, &mut stream, peer).await else {
+        return;
+    };
+    if busy {
+        return refuse(&server, stream, peer, &Refusal::server_busy()).await;
+    }
+
+    match request {
+        Request::Join { params, upgrade } => {
+            chat::run(&server, stream, peer, params, upgrade, leftover).await;
+        }
+        Request::Echo { upgrade } => echo::run(&server, stream, peer, upgrade, leftover).await,
+        Request::Health => answer(&server, stream, &health_response()).await,
+        Request::Metrics => {
+            let body = server.metrics.render();
+            let response = ok_response(METRICS_CONTENT_TYPE, body.as_bytes());
+            answer(&server, stream, &response).await;
+        }
+        Request::Refuse(refusal) => refuse(&server, stream, peer, &refusal).await,
+    }
+}
+
+/// Reads the request head until the core decides what it asks for; `None`
+/// when the peer left, failed or ran out of time, or the server stops.
+async fn read_request(
+    server: &Server,
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+) -> Option<(Request, Vec<u8>)> {
+    let mut handshake = ServerHandshake::new(&server.config, Instant::now());
+    let deadline = Timer::at(handshake.poll_timeout());
+    let shutdown = server.shutdown_signal();
+    let mut buf = [0u8; HEAD_CHUNK];
+
+    let expired = async {
+        deadline.await;
+        None
+    };
+    let stopped = async {
+        let _ = shutdown.recv().await;
+        None
+    };
+    let read = async {
+        loop {
+            let n = match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return Some(None),
+                Ok(n) => n,
+            };
+            server.metrics.bytes_received(n);
+            if let Progress::Done { request, leftover } = handshake.handle_input(&buf[..n]) {
+                return Some(Some((request, leftover)));
+            }
+        }
+    };
+
+    match read.or(expired).or(stopped).await {
+        Some(Some(done)) => Some(done),
+        Some(None) => {
+            log::debug!("{peer} left during the handshake");
+            None
+        }
+        None => {
+            log::debug!("{peer} did not finish its handshake in time");
+            None
+        }
+    }
+}
+
+/// Sends a refusal as the core renders it, then closes.
+pub async fn refuse(server: &Server, stream: TcpStream, peer: SocketAddr, refusal: &Refusal) {
+    log::debug!("refused {peer}: {refusal}");
+    server.metrics.refused(refusal.status());
+    answer(server, stream, &refusal.to_bytes()).await;
+}
+
+/// Writes a complete HTTP response, then closes the connection gently:
+/// our side first, then whatever the peer still sends is read and dropped
+/// for a moment, so unread input does not turn the close into a reset that
+/// could destroy the response on its way.
+async fn answer(server: &Server, mut stream: TcpStream, response: &[u8]) {
+    if write_all(server, &mut stream, response).await.is_err() {
+        return;
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let linger = async {
+        Timer::after(LINGER).await;
+    };
+    drain.or(linger).await;
+}
+
+/// Writes all of `bytes` and counts them.
+///
+/// # Errors
+///
+/// Fails when the socket write fails.
+pub async fn write_all(server: &Server, stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes).await?;
+    server.metrics.bytes_sent(bytes.len());
+    stream.flush().await
+}
