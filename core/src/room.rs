@@ -169,7 +169,10 @@ pub struct Room<T> {
     seq: u64,
     slots: Vec<Option<Entry<T>>>,
     free: Vec<usize>,
+    /// Ids in join order; may still hold ids of members who left, which
+    /// lookups skip, until there are as many of those as members.
     order: Vec<MemberId>,
+    members: usize,
     sessions: HashMap<SessionId, MemberId>,
     rate_limit: Option<RateLimit>,
     metrics: Option<Arc<Metrics>>,
@@ -197,6 +200,7 @@ impl<T> Room<T> {
             slots: Vec::new(),
             free: Vec::new(),
             order: Vec::new(),
+            members: 0,
             sessions: HashMap::new(),
             rate_limit,
             metrics,
@@ -240,12 +244,13 @@ impl<T> Room<T> {
             bucket,
         });
         self.order.push(id);
+        self.members += 1;
         self.sessions.insert(session_id, id);
         self.seq = seq;
 
         if let Some(metrics) = &self.metrics {
             metrics.member_joined();
-            metrics.delivered(self.order.len());
+            metrics.delivered(self.members);
         }
         Ok(Joined {
             id,
@@ -264,16 +269,20 @@ impl<T> Room<T> {
         let entry = slot.take()?;
         self.free.push(id.slot);
 
-        // Leaves are rare next to messages, so a linear search keeps the
-        // join order without a second index.
-        self.order.retain(|&other| other != id);
+        // The id stays in `order` for now (lookups skip it); sweeping only
+        // once half the ids are stale keeps each leave O(1) on average.
+        self.members = self.members.saturating_sub(1);
+        if self.order.len() > 2 * self.members + 8 {
+            let slots = &self.slots;
+            self.order.retain(|&other| entry_in(slots, other).is_some());
+        }
         self.sessions.remove(&entry.member.session_id);
         self.seq = self.seq.wrapping_add(1);
         let frame = self.encoder.leave(self.seq, &entry.member, unix_ms);
 
         if let Some(metrics) = &self.metrics {
             metrics.members_left(1);
-            metrics.delivered(self.order.len());
+            metrics.delivered(self.members);
         }
         Some((entry.outlet, frame))
     }
@@ -316,7 +325,7 @@ impl<T> Room<T> {
         self.seq = self.seq.wrapping_add(1);
         let frame = self.encoder.message(self.seq, &entry.member, text, unix_ms);
         if let Some(metrics) = &self.metrics {
-            metrics.delivered(self.order.len());
+            metrics.delivered(self.members);
         }
         TextOutcome::Broadcast(frame)
     }
@@ -354,12 +363,12 @@ impl<T> Room<T> {
 
     /// Returns the number of members.
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.members
     }
 
     /// Tells whether the room has no members; the driver then removes it.
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.members == 0
     }
 
     /// Returns the `seq` of the room's latest event (0 before any).
@@ -421,7 +430,7 @@ fn entry_in_mut<T>(slots: &mut [Option<Entry<T>>], id: MemberId) -> Option<&mut 
 impl<T> Drop for Room<T> {
     fn drop(&mut self) {
         if let Some(metrics) = &self.metrics {
-            metrics.members_left(self.order.len());
+            metrics.members_left(self.members);
             metrics.room_removed();
         }
     }
@@ -830,6 +839,10 @@ mod tests {
         let expected: Vec<_> = model.iter().map(|&(_, id)| id).collect();
         assert_eq!(ids, expected);
         assert_eq!(room.len(), model.len());
+        assert!(
+            room.order.len() <= 2 * room.len() + 8,
+            "stale ids are swept"
+        );
     }
 
     fn op_who(op: &Op) -> usize {
@@ -851,6 +864,35 @@ mod tests {
                 gone.extend(before.into_iter().filter(|id| room.member(*id).is_none()));
             }
         }
+    }
+
+    #[test]
+    fn churn_keeps_join_order_and_sweeps_stale_ids() {
+        let now = Instant::now();
+        let mut room = lobby(None);
+        let mut ids = Vec::new();
+        for index in 0..100 {
+            let session = format!("session{index}");
+            ids.push(room.join(member("x", &session), index, now, 1).unwrap().id);
+        }
+
+        // Three members in four leave, then newcomers take freed slots.
+        for (index, id) in ids.iter().enumerate() {
+            if index % 4 != 0 {
+                room.leave(*id, 2).unwrap();
+            }
+        }
+        assert!(room.order.len() < 100, "a sweep ran");
+        for index in 100..110 {
+            let session = format!("session{index}");
+            room.join(member("x", &session), index, now, 3).unwrap();
+        }
+
+        let outlets: Vec<usize> = room.outlets().map(|(_, &outlet)| outlet).collect();
+        let expected: Vec<usize> = (0..100).step_by(4).chain(100..110).collect();
+        assert_eq!(outlets, expected);
+        assert_eq!(room.len(), 35);
+        assert!(room.order.len() <= 2 * room.len() + 8);
     }
 
     #[test]
