@@ -1,6 +1,7 @@
 //! Line mode, for scripts and pipes: no screen, one line per event.
 //!
-//! Each line read from stdin is sent as one chat line. Each server event is
+//! Each line read from stdin is sent as one chat line (blank lines are
+//! skipped, as the server would ignore them). Each server event is
 //! written to stdout as one line, sanitised and flushed at once:
 //!
 //! ```text
@@ -80,6 +81,11 @@ fn forward_stdin(commands: &mpsc::Sender<NetCommand>, max_line_bytes: usize) {
             eprintln!("natter: stdin is not valid UTF-8; stopping");
             break;
         };
+        // The server ignores blank lines; sending one would only delay the
+        // end, waiting for an echo that never comes.
+        if line.trim().is_empty() {
+            continue;
+        }
         if line.len() > max_line_bytes {
             eprintln!(
                 "natter: line of {} bytes not sent (at most {max_line_bytes})",

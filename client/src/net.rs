@@ -206,8 +206,11 @@ impl<E> Worker<E> {
                         (backoff, failures, conflicts) = (Backoff::new(), 0, 0);
                     }
                     failures += 1;
-                    if self.quitting || self.config.max_failures.is_some_and(|m| failures >= m) {
-                        return Some(reason);
+                    if self.is_done() {
+                        return None;
+                    }
+                    if self.config.max_failures.is_some_and(|m| failures >= m) {
+                        return Some(self.unsent(reason));
                     }
                     let retry_in = backoff.next_delay();
                     (retry_in, NetEvent::Lost { reason, retry_in })
@@ -221,8 +224,8 @@ impl<E> Worker<E> {
                         502..=504 => true,
                         _ => false,
                     };
-                    if !retry || self.quitting {
-                        let error = format!("refused ({status}): {reason}");
+                    if !retry || self.is_done() {
+                        let error = self.unsent(format!("refused ({status}): {reason}"));
                         let retry_in = None;
                         self.emit(NetEvent::Refused {
                             status,
@@ -261,13 +264,35 @@ impl<E> Worker<E> {
             match self.commands.recv_timeout(left) {
                 Ok(command) => {
                     self.take(command);
-                    if self.quitting {
+                    if self.is_done() {
                         return false;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => return true,
-                Err(RecvTimeoutError::Disconnected) => return false,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.quitting = true;
+                    if self.is_done() {
+                        return false;
+                    }
+                    thread::sleep(left);
+                    return true;
+                }
             }
+        }
+    }
+
+    /// Says whether the UI asked to quit and every line has gone out; until
+    /// then a quit still connects to deliver the lines held.
+    fn is_done(&self) -> bool {
+        self.quitting && self.pending.is_empty()
+    }
+
+    /// Adds to `reason` how many lines were never sent, if any.
+    fn unsent(&self, reason: String) -> String {
+        match self.pending.len() {
+            0 => reason,
+            1 => format!("{reason}; 1 line not sent"),
+            n => format!("{reason}; {n} lines not sent"),
         }
     }
 
@@ -338,22 +363,33 @@ impl<E> Worker<E> {
         let mut buf = vec![0; 16 * 1024];
         let mut out = Vec::new();
         let mut quit_deadline = None;
+        let mut echo_deadline = None;
+        // Our lines sent in this session that have not come back yet.
+        let mut unechoed = 0_usize;
         loop {
-            // Hand over what the UI asked for; close once all of it is out.
+            // Hand over what the UI asked for.
             self.take_commands();
             while conn.can_send_data() {
                 let Some(line) = self.pending.pop_front() else {
                     break;
                 };
-                let _ = conn.send_text(&line);
+                if conn.send_text(&line).is_ok() {
+                    unechoed += 1;
+                }
             }
-            if self.quitting && quit_deadline.is_none() {
-                conn.close(CloseCode::NORMAL, "");
-                quit_deadline = Some(Instant::now() + QUIT_GRACE);
+
+            // On quit, wait a little for our lines to come back (so a script
+            // sees them), then close with 1000.
+            if self.quitting && quit_deadline.is_none() && self.pending.is_empty() {
+                let echo_by = *echo_deadline.get_or_insert_with(|| Instant::now() + QUIT_GRACE);
+                if unechoed == 0 || Instant::now() >= echo_by {
+                    conn.close(CloseCode::NORMAL, "");
+                    quit_deadline = Some(Instant::now() + QUIT_GRACE);
+                }
             }
 
             // Pass on what arrived, then write what the connection has.
-            let closed = self.drain_events(&mut conn);
+            let closed = self.drain_events(&mut conn, &mut unechoed);
             out.clear();
             conn.poll_transmit(&mut out);
             if let Err(e) = stream.write_all(&out).and_then(|()| stream.flush()) {
@@ -397,13 +433,20 @@ impl<E> Worker<E> {
         }
     }
 
-    /// Forwards the connection's events; returns how it closed, if it did.
-    fn drain_events(&mut self, conn: &mut Connection) -> Option<CloseInfo> {
+    /// Forwards the connection's events, counting down `unechoed` for each
+    /// of our lines that comes back (or is refused); returns how the
+    /// connection closed, if it did.
+    fn drain_events(&mut self, conn: &mut Connection, unechoed: &mut usize) -> Option<CloseInfo> {
         let mut closed = None;
         while let Some(event) = conn.poll_event() {
             match event {
                 Event::Message(Message::Text(text)) => match ServerEvent::parse(&text) {
-                    Ok(event) => self.emit(NetEvent::Server(event)),
+                    Ok(event) => {
+                        if self.answers_our_line(&event) {
+                            *unechoed = unechoed.saturating_sub(1);
+                        }
+                        self.emit(NetEvent::Server(event));
+                    }
                     Err(e) => log::debug!("ignored server message: {e}"),
                 },
                 Event::Message(Message::Binary(data)) => {
@@ -414,6 +457,18 @@ impl<E> Worker<E> {
             }
         }
         closed
+    }
+
+    /// Says whether `event` is one of our lines coming back, or the error
+    /// that replaces one the rate limit dropped.
+    fn answers_our_line(&self, event: &ServerEvent) -> bool {
+        match event {
+            ServerEvent::Message { member, .. } => {
+                member.session_id == self.config.session_id.as_str()
+            }
+            ServerEvent::Error { .. } => true,
+            _ => false,
+        }
     }
 
     /// Sends an event to the UI, which may have gone already.
