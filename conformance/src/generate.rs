@@ -1,7 +1,7 @@
 //! The generator of `vectors/ws/*.vec`: every case of the Autobahn TestSuite
 //! sections 1 to 7, 9 and 10.1, in natter's vector format, plus natter's own.
 //!
-//! `natter-conformance generate` writes the files; the test
+//! `natter-conformance --generate` writes the files; the test
 //! `committed_vectors_match_the_generator` fails when they differ from what
 //! this module produces, so the data and its source cannot drift apart.
 
@@ -34,7 +34,7 @@ impl VectorFile {
             out.push_str(&format!("# {line}\n").replace("# \n", "#\n"));
         }
         out.push_str(
-            "# Written by `natter-conformance generate`: change the generator, not this file.\n",
+            "# Written by `natter-conformance --generate`: change the generator, not this file.\n",
         );
         for case in &self.cases {
             out.push('\n');

@@ -1,23 +1,210 @@
-//! `natter-conformance`: writes the vector files, or replays them against a
-//! live server.
+//! `natter-conformance`: replays the WebSocket vectors against a live server
+//! (`--server` or `--spawn`), or rewrites the vector files (`--generate`).
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use natter_conformance::load::{default_vectors_dir, write_generated};
+use clap::Parser;
+use natter_conformance::live;
+use natter_conformance::load::{default_vectors_dir, glob_matches, write_generated, ws_cases};
+use natter_conformance::server::{locate_binary, ServerProcess};
+use natter_conformance::vector::WsCase;
+use natter_conformance::verdict::{describe_expectation, judge, Observation};
+use serde_json::json;
+
+/// Replays natter's conformance vectors against a live server.
+#[derive(Debug, Parser)]
+#[command(name = "natter-conformance")]
+struct Args {
+    /// The server to test, such as ws://127.0.0.1:9001 (its /echo is used).
+    #[arg(long, value_name = "URL", conflicts_with = "spawn")]
+    server: Option<String>,
+    /// Start this server (smol or std) on 127.0.0.1:0 with --echo, test it,
+    /// and stop it.
+    #[arg(long, value_name = "BACKEND")]
+    spawn: Option<String>,
+    /// Run only the cases whose id matches this glob, such as `6.4.*`.
+    #[arg(long, value_name = "GLOB", default_value = "*")]
+    cases: String,
+    /// Where to write the JSON report.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Cases run at once.
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
+    /// Seconds each wait for the server may take.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
+    /// The vectors directory.
+    #[arg(long, value_name = "DIR")]
+    vectors: Option<PathBuf>,
+    /// Rewrite the generated vector files instead of testing.
+    #[arg(long)]
+    generate: bool,
+}
+
+/// One case's result.
+struct Outcome {
+    seen: Observation,
+    failures: Vec<String>,
+    millis: u128,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("generate") {
-        return match write_generated(&default_vectors_dir()) {
+    let args = Args::parse();
+    let vectors = args.vectors.clone().unwrap_or_else(default_vectors_dir);
+    if args.generate {
+        return match write_generated(&vectors) {
             Ok(count) => {
-                println!("wrote {count} vector files");
+                println!("wrote {count} vector files under {}", vectors.display());
                 ExitCode::SUCCESS
             }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::FAILURE
-            }
+            Err(error) => fail(&format!("cannot write the vectors: {error}")),
         };
     }
+
+    let cases = match ws_cases(&vectors) {
+        Ok(cases) => cases,
+        Err(error) => return fail(&format!("cannot read the vectors: {error}")),
+    };
+    let cases: Vec<WsCase> = cases
+        .into_iter()
+        .filter(|case| glob_matches(&args.cases, &case.id))
+        .collect();
+
+    // The spawned server lives until the end of main and is killed on drop.
+    let (addr, _server) = match target(&args) {
+        Ok(target) => target,
+        Err(error) => return fail(&error),
+    };
+    let report = args
+        .report
+        .clone()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/report.json"));
+    run_all(addr, &cases, &args, &report)
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
     ExitCode::FAILURE
+}
+
+/// Finds the server to test, starting it when asked to.
+fn target(args: &Args) -> Result<(SocketAddr, Option<ServerProcess>), String> {
+    if let Some(url) = &args.server {
+        let rest = url.strip_prefix("ws://").unwrap_or(url);
+        let host = rest.split('/').next().unwrap_or(rest);
+        let addr = host
+            .parse()
+            .map_err(|_| format!("`{url}` is not ws://IP:PORT"))?;
+        return Ok((addr, None));
+    }
+
+    let name = match args.spawn.as_deref() {
+        Some("smol") => "natter-smol",
+        Some("std") => "natter-std",
+        Some(other) => return Err(format!("unknown backend `{other}`: smol or std")),
+        None => return Err("give --server URL or --spawn smol|std".to_owned()),
+    };
+    let binary = locate_binary(name, name);
+    let server = ServerProcess::start(&binary, &["--echo", "--no-rate-limit"])
+        .map_err(|error| format!("cannot start {name}: {error}"))?;
+    Ok((server.addr(), Some(server)))
+}
+
+/// Runs every case, a few at once, prints one line each and the summary,
+/// and writes the report.
+fn run_all(addr: SocketAddr, cases: &[WsCase], args: &Args, report: &Path) -> ExitCode {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..cases.len()).map(|_| None).collect());
+    let timeout = Duration::from_secs(args.timeout);
+
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.max(1) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                let Some(case) = cases.get(index) else {
+                    return;
+                };
+                if case.unsupported.is_some() {
+                    continue;
+                }
+                let started = Instant::now();
+                let seen = live::run_case(addr, case, timeout);
+                let failures = judge(case, &seen).err().unwrap_or_default();
+                let millis = started.elapsed().as_millis();
+                let outcome = Outcome {
+                    seen,
+                    failures,
+                    millis,
+                };
+                if let Ok(mut results) = results.lock() {
+                    results[index] = Some(outcome);
+                }
+            });
+        }
+    });
+
+    let results = results.into_inner().unwrap_or_default();
+    summarise(cases, &results, report)
+}
+
+fn summarise(cases: &[WsCase], results: &[Option<Outcome>], report: &Path) -> ExitCode {
+    let (mut passed, mut failed) = (0, 0);
+    let mut entries = Vec::new();
+
+    for (case, outcome) in cases.iter().zip(results) {
+        let Some(outcome) = outcome else {
+            let reason = case.unsupported.as_deref().unwrap_or("not run");
+            println!("UNSUPPORTED {} {reason}", case.id);
+            entries.push(json!({"id": case.id, "verdict": "unsupported", "reason": reason}));
+            continue;
+        };
+        let verdict = if outcome.failures.is_empty() {
+            passed += 1;
+            println!("PASS {} ({} ms) {}", case.id, outcome.millis, case.about);
+            "pass"
+        } else {
+            failed += 1;
+            println!("FAIL {} {}", case.id, case.about);
+            println!("     expected: {}", describe_expectation(case).join("; "));
+            println!("     seen:     {}", outcome.seen.describe().join("; "));
+            for failure in &outcome.failures {
+                println!("     - {failure}");
+            }
+            "fail"
+        };
+        entries.push(json!({
+            "id": case.id,
+            "about": case.about,
+            "verdict": verdict,
+            "expected": describe_expectation(case),
+            "seen": outcome.seen.describe(),
+            "failures": outcome.failures,
+            "millis": outcome.millis as u64,
+        }));
+    }
+
+    let document = json!({"passed": passed, "failed": failed, "cases": entries});
+    if let Err(error) = write_report(report, &document) {
+        eprintln!("warning: cannot write {}: {error}", report.display());
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn write_report(path: &Path, document: &serde_json::Value) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = serde_json::to_string_pretty(document).map_err(std::io::Error::other)?;
+    std::fs::write(path, text)
 }

@@ -15,7 +15,7 @@ fn committed_vectors_match_the_generator() {
         assert!(
             committed == file.render(),
             "{} differs from the generator's output; run \
-             `cargo run -p natter-conformance -- generate`",
+             `cargo run -p natter-conformance --bin natter-conformance -- --generate`",
             path.display()
         );
     }
