@@ -276,7 +276,8 @@ struct FrameInProgress {
 /// let now = Instant::now();
 /// let config = ConnectionConfig::echo(&ServerConfig::default());
 /// let mut server = Connection::new(Role::Server, config, now);
-/// let mut client = Connection::new(Role::Client { mask_seed: 7 }, ConnectionConfig::client(), now);
+/// let client_config = ConnectionConfig::client();
+/// let mut client = Connection::new(Role::Client { mask_seed: 7 }, client_config, now);
 ///
 /// client.send_text("hello").unwrap();
 /// let mut wire = Vec::new();
@@ -781,5 +782,712 @@ fn first_invalid(error: &std::string::FromUtf8Error) -> InvalidUtf8 {
         Ok(()) => InvalidUtf8 {
             offset: error.utf8_error().valid_up_to() as u64,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEY: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+
+    fn config() -> ConnectionConfig {
+        ConnectionConfig {
+            max_message_bytes: 1000,
+            allow_binary: true,
+            idle_ping_after: Some(Duration::from_secs(30)),
+            pong_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn server_with(config: ConnectionConfig) -> (Connection, Instant) {
+        let now = Instant::now();
+        (Connection::new(Role::Server, config, now), now)
+    }
+
+    fn server() -> (Connection, Instant) {
+        server_with(config())
+    }
+
+    /// Encodes a frame as a client would send it.
+    fn masked(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(&mut out, opcode, fin, payload, Some(KEY));
+        out
+    }
+
+    fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+        let mut out = code.to_be_bytes().to_vec();
+        out.extend_from_slice(reason.as_bytes());
+        out
+    }
+
+    fn events(conn: &mut Connection) -> Vec<Event> {
+        std::iter::from_fn(|| conn.poll_event()).collect()
+    }
+
+    /// Decodes everything `conn` wants to transmit into (opcode, payload).
+    fn sent(conn: &mut Connection, masking: Masking) -> Vec<(OpCode, Vec<u8>)> {
+        let mut wire = Vec::new();
+        conn.poll_transmit(&mut wire);
+        let mut decoder = FrameDecoder::new(masking, u64::MAX);
+        let mut frames = Vec::new();
+        let mut opcode = None;
+        let mut payload = Vec::new();
+        let mut rest = &wire[..];
+        while !rest.is_empty() {
+            match decoder.decode(rest, &mut payload).expect("valid output") {
+                Decoded::NeedMore => panic!("truncated output"),
+                Decoded::Header { header, consumed } => {
+                    rest = &rest[consumed..];
+                    assert!(header.fin, "we never fragment");
+                    if header.payload_len == 0 {
+                        frames.push((header.opcode, Vec::new()));
+                    } else {
+                        opcode = Some(header.opcode);
+                    }
+                }
+                Decoded::Payload {
+                    consumed,
+                    frame_done,
+                } => {
+                    rest = &rest[consumed..];
+                    if frame_done {
+                        let opcode = opcode.take().expect("header first");
+                        frames.push((opcode, std::mem::take(&mut payload)));
+                    }
+                }
+            }
+        }
+        frames
+    }
+
+    fn server_sent(conn: &mut Connection) -> Vec<(OpCode, Vec<u8>)> {
+        sent(conn, Masking::Forbidden)
+    }
+
+    fn text(text: &str) -> Event {
+        Event::Message(Message::Text(text.to_owned()))
+    }
+
+    /// Asserts that `conn` failed with `code`: a close frame with it went
+    /// out and `Closed` came last.
+    fn assert_failed(conn: &mut Connection, code: CloseCode) -> ProtocolError {
+        let frames = server_sent(conn);
+        let (opcode, payload) = frames.last().expect("a close frame was queued");
+        assert_eq!(*opcode, OpCode::Close);
+        assert_eq!(payload[..2], code.get().to_be_bytes());
+        assert!(conn.is_closed());
+        assert!(!conn.can_send_data());
+
+        let events = events(conn);
+        match events.last() {
+            Some(Event::Closed(CloseInfo {
+                code: got,
+                cause: CloseCause::Violation(error),
+                ..
+            })) => {
+                assert_eq!(*got, Some(code.get()));
+                assert_eq!(error.close_code(), code);
+                error.clone()
+            }
+            other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    /// Feeds `input` to a fresh server and asserts it fails with `code`.
+    fn fails_with(input: &[u8], code: CloseCode) -> ProtocolError {
+        let (mut conn, now) = server();
+        conn.handle_input(now, input);
+        assert_failed(&mut conn, code)
+    }
+
+    #[test]
+    fn text_and_binary_messages_are_delivered() {
+        let (mut conn, now) = server();
+        let mut input = masked(OpCode::Text, true, "héllo".as_bytes());
+        input.extend(masked(OpCode::Binary, true, &[0, 255, 7]));
+        input.extend(masked(OpCode::Text, true, b""));
+        conn.handle_input(now, &input);
+
+        let expected = vec![
+            text("héllo"),
+            Event::Message(Message::Binary(vec![0, 255, 7])),
+            text(""),
+        ];
+        assert_eq!(events(&mut conn), expected);
+        assert!(!conn.poll_transmit(&mut Vec::new()));
+    }
+
+    #[test]
+    fn fragments_are_reassembled_with_a_ping_between_them() {
+        let (mut conn, now) = server();
+        let mut input = masked(OpCode::Text, false, b"Hel");
+        input.extend(masked(OpCode::Ping, true, b"are you there"));
+        input.extend(masked(OpCode::Continuation, false, b"lo, "));
+        input.extend(masked(OpCode::Continuation, true, b"world"));
+        conn.handle_input(now, &input);
+
+        assert_eq!(events(&mut conn), vec![text("Hello, world")]);
+        let pong = (OpCode::Pong, b"are you there".to_vec());
+        assert_eq!(server_sent(&mut conn), vec![pong]);
+    }
+
+    #[test]
+    fn each_ping_is_answered_and_pongs_are_surfaced() {
+        let (mut conn, now) = server();
+        let mut input = masked(OpCode::Ping, true, b"1");
+        input.extend(masked(OpCode::Ping, true, b""));
+        input.extend(masked(OpCode::Pong, true, b"unsolicited"));
+        conn.handle_input(now, &input);
+
+        assert_eq!(
+            events(&mut conn),
+            vec![Event::Pong(b"unsolicited".to_vec())]
+        );
+        let expected = vec![(OpCode::Pong, b"1".to_vec()), (OpCode::Pong, Vec::new())];
+        assert_eq!(server_sent(&mut conn), expected);
+        assert!(!conn.is_closed());
+    }
+
+    #[test]
+    fn framing_violations_answer_protocol_error() {
+        let mut reserved_bits = masked(OpCode::Text, true, b"x");
+        reserved_bits[0] |= 0x40;
+        let mut unmasked = Vec::new();
+        encode_frame(&mut unmasked, OpCode::Text, true, b"x", None);
+        let mut long_ping = vec![0x89, 0xFE, 0x00, 0x7E];
+        long_ping.extend(KEY);
+        long_ping.extend([0; 126]);
+
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("reserved bits", reserved_bits),
+            ("unmasked from a client", unmasked),
+            ("control over 125 bytes", long_ping),
+            ("fragmented ping", masked(OpCode::Ping, false, b"")),
+            ("fragmented close", masked(OpCode::Close, false, b"")),
+            (
+                "continuation first",
+                masked(OpCode::Continuation, true, b"x"),
+            ),
+            ("non-minimal length", vec![0x81, 0xFE, 0x00, 0x05]),
+            ("top bit set", vec![0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0]),
+        ];
+        for (name, input) in cases {
+            let (mut conn, now) = server();
+            conn.handle_input(now, &input);
+            let error = assert_failed(&mut conn, CloseCode::PROTOCOL_ERROR);
+            assert!(!error.to_string().is_empty(), "{name}");
+        }
+
+        for opcode in (0x3..=0x7).chain(0xB..=0xF) {
+            let error = fails_with(&[0x80 | opcode, 0x80], CloseCode::PROTOCOL_ERROR);
+            assert_eq!(
+                error,
+                ProtocolError::Frame(FrameError::ReservedOpCode { value: opcode })
+            );
+        }
+    }
+
+    #[test]
+    fn new_message_inside_a_fragmented_one_is_refused() {
+        let mut input = masked(OpCode::Text, false, b"part");
+        input.extend(masked(OpCode::Text, true, b"other"));
+        let error = fails_with(&input, CloseCode::PROTOCOL_ERROR);
+        assert_eq!(error, ProtocolError::MessageAlreadyOpen);
+    }
+
+    #[test]
+    fn masked_frame_from_a_server_is_refused_by_a_client() {
+        let now = Instant::now();
+        let mut client = Connection::new(Role::Client { mask_seed: 1 }, config(), now);
+        client.handle_input(now, &masked(OpCode::Text, true, b"hi"));
+        assert!(client.is_closed());
+
+        let frames = sent(&mut client, Masking::Required);
+        assert_eq!(frames[0].0, OpCode::Close);
+        assert_eq!(frames[0].1[..2], 1002u16.to_be_bytes());
+    }
+
+    #[test]
+    fn invalid_utf8_fails_within_a_frame_arriving_in_pieces() {
+        let (mut conn, now) = server();
+        let wire = masked(OpCode::Text, true, b"abc\xC0 and more text");
+
+        // Header (6 bytes) and the payload up to and including the bad byte.
+        conn.handle_input(now, &wire[..6 + 3]);
+        assert!(!conn.is_closed());
+        conn.handle_input(now, &wire[9..10]);
+        let error = assert_failed(&mut conn, CloseCode::INVALID_PAYLOAD);
+        assert_eq!(error, ProtocolError::InvalidUtf8(InvalidUtf8 { offset: 3 }));
+    }
+
+    #[test]
+    fn invalid_utf8_split_across_fragments_fails_at_the_first_bad_byte() {
+        let (mut conn, now) = server();
+        conn.handle_input(now, &masked(OpCode::Text, false, b"ok \xF4"));
+        assert!(events(&mut conn).is_empty());
+
+        // 0xF4 0x90 can never be valid: no more input is needed to know.
+        let second = masked(OpCode::Continuation, true, b"\x90\x80\x80 tail");
+        conn.handle_input(now, &second[..6 + 1]);
+        let error = assert_failed(&mut conn, CloseCode::INVALID_PAYLOAD);
+        assert_eq!(error, ProtocolError::InvalidUtf8(InvalidUtf8 { offset: 4 }));
+    }
+
+    #[test]
+    fn text_ending_mid_sequence_is_invalid() {
+        let mut input = masked(OpCode::Text, false, b"a\xE2\x82");
+        input.extend(masked(OpCode::Continuation, true, b""));
+        fails_with(&input, CloseCode::INVALID_PAYLOAD);
+
+        fails_with(
+            &masked(OpCode::Text, true, b"a\xE2\x82"),
+            CloseCode::INVALID_PAYLOAD,
+        );
+    }
+
+    #[test]
+    fn declared_length_over_the_limit_fails_before_any_payload() {
+        // Only the header's first four bytes: a 5000-byte binary frame.
+        let error = fails_with(&[0x82, 0xFE, 0x13, 0x88], CloseCode::MESSAGE_TOO_BIG);
+        let expected = FrameError::PayloadTooLong {
+            len: 5000,
+            max: 1000,
+        };
+        assert_eq!(error, ProtocolError::Frame(expected));
+    }
+
+    #[test]
+    fn fragments_over_the_limit_together_fail_at_the_header() {
+        let (mut conn, now) = server();
+        conn.handle_input(now, &masked(OpCode::Binary, false, &[1; 600]));
+        assert!(!conn.is_closed());
+
+        let next = masked(OpCode::Continuation, true, &[2; 500]);
+        conn.handle_input(now, &next[..8]);
+        let error = assert_failed(&mut conn, CloseCode::MESSAGE_TOO_BIG);
+        assert_eq!(
+            error,
+            ProtocolError::MessageTooBig {
+                size: 1100,
+                max: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn message_at_the_limit_is_accepted() {
+        let (mut conn, now) = server();
+        let mut input = masked(OpCode::Binary, false, &[1; 400]);
+        input.extend(masked(OpCode::Continuation, true, &[2; 600]));
+        conn.handle_input(now, &input);
+        let events = events(&mut conn);
+        assert!(matches!(&events[..], [Event::Message(Message::Binary(b))] if b.len() == 1000));
+    }
+
+    #[test]
+    fn binary_is_refused_on_a_text_only_connection_at_its_header() {
+        let (mut conn, now) = server_with(ConnectionConfig::chat(&ServerConfig::default()));
+        // The header alone (with its key), none of the payload.
+        conn.handle_input(now, &masked(OpCode::Binary, false, b"data")[..6]);
+        let error = assert_failed(&mut conn, CloseCode::UNSUPPORTED_DATA);
+        assert_eq!(error, ProtocolError::BinaryNotAllowed);
+    }
+
+    #[test]
+    fn invalid_close_payloads_are_answered_with_their_code() {
+        for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
+            let error = fails_with(
+                &masked(OpCode::Close, true, &close_payload(code, "")),
+                CloseCode::PROTOCOL_ERROR,
+            );
+            assert_eq!(
+                error,
+                ProtocolError::InvalidClose(InvalidClose::Code { code })
+            );
+        }
+
+        let error = fails_with(
+            &masked(OpCode::Close, true, &[0x03]),
+            CloseCode::PROTOCOL_ERROR,
+        );
+        assert_eq!(error, ProtocolError::InvalidClose(InvalidClose::OneByte));
+
+        let mut bad_reason = close_payload(1000, "");
+        bad_reason.extend(b"\xFF");
+        fails_with(
+            &masked(OpCode::Close, true, &bad_reason),
+            CloseCode::INVALID_PAYLOAD,
+        );
+    }
+
+    #[test]
+    fn peer_close_is_echoed_and_finishes() {
+        let (mut conn, now) = server();
+        conn.handle_input(
+            now,
+            &masked(OpCode::Close, true, &close_payload(4001, "bye")),
+        );
+
+        assert_eq!(
+            server_sent(&mut conn),
+            vec![(OpCode::Close, close_payload(4001, ""))]
+        );
+        let closed = CloseInfo {
+            code: Some(4001),
+            reason: "bye".into(),
+            cause: CloseCause::ClosedByPeer,
+        };
+        assert_eq!(events(&mut conn), vec![Event::Closed(closed)]);
+        assert!(conn.is_closed());
+        assert_eq!(conn.poll_timeout(), None);
+        assert_eq!(conn.send_text("late"), Err(SendError::CloseSent));
+    }
+
+    #[test]
+    fn empty_close_is_answered_with_an_empty_close() {
+        let (mut conn, now) = server();
+        conn.handle_input(now, &masked(OpCode::Close, true, b""));
+        assert_eq!(server_sent(&mut conn), vec![(OpCode::Close, Vec::new())]);
+        let events = events(&mut conn);
+        assert!(matches!(
+            &events[..],
+            [Event::Closed(CloseInfo { code: None, .. })]
+        ));
+    }
+
+    #[test]
+    fn nothing_after_the_peer_close_is_processed() {
+        let (mut conn, now) = server();
+        let mut input = masked(OpCode::Close, true, &close_payload(1000, ""));
+        input.extend(masked(OpCode::Text, true, b"ignored"));
+        input.extend(masked(OpCode::Ping, true, b"ignored"));
+        input.extend([0xFF; 20]);
+        conn.handle_input(now, &input);
+        conn.handle_input(now, &masked(OpCode::Text, true, b"later"));
+
+        assert_eq!(server_sent(&mut conn).len(), 1);
+        let events = events(&mut conn);
+        assert!(matches!(&events[..], [Event::Closed(_)]), "{events:?}");
+    }
+
+    #[test]
+    fn after_our_close_data_is_ignored_until_the_peer_answers() {
+        let (mut conn, now) = server();
+        conn.close(CloseCode::GOING_AWAY, "shutting down");
+        assert!(!conn.can_send_data());
+        assert!(!conn.is_closed());
+        assert_eq!(conn.send_binary(b"x"), Err(SendError::CloseSent));
+        let close = (OpCode::Close, close_payload(1001, "shutting down"));
+        assert_eq!(server_sent(&mut conn), vec![close]);
+
+        let mut input = masked(OpCode::Text, true, b"still talking");
+        input.extend(masked(OpCode::Ping, true, b"p"));
+        input.extend(masked(OpCode::Close, true, &close_payload(1000, "")));
+        conn.handle_input(now, &input);
+
+        assert!(server_sent(&mut conn).is_empty(), "no pong after our close");
+        let closed = CloseInfo {
+            code: Some(1001),
+            reason: "shutting down".into(),
+            cause: CloseCause::ClosedByUs { acknowledged: true },
+        };
+        assert_eq!(events(&mut conn), vec![Event::Closed(closed)]);
+        assert!(conn.is_closed());
+    }
+
+    #[test]
+    fn our_close_times_out_without_an_answer() {
+        let (mut conn, now) = server();
+        conn.close(CloseCode::NORMAL, "");
+        let deadline = now + Duration::from_secs(5);
+        assert_eq!(conn.poll_timeout(), Some(deadline));
+
+        conn.handle_timeout(deadline - Duration::from_millis(1));
+        assert!(!conn.is_closed());
+        conn.handle_timeout(deadline);
+        assert!(conn.is_closed());
+        let events = events(&mut conn);
+        let acknowledged = CloseCause::ClosedByUs {
+            acknowledged: false,
+        };
+        assert!(matches!(&events[..], [Event::Closed(info)] if info.cause == acknowledged));
+    }
+
+    #[test]
+    fn a_silent_peer_is_pinged_then_given_up() {
+        let (mut conn, start) = server();
+        let idle = start + Duration::from_secs(30);
+        assert_eq!(conn.poll_timeout(), Some(idle));
+
+        conn.handle_timeout(idle - Duration::from_secs(1));
+        assert!(server_sent(&mut conn).is_empty());
+        conn.handle_timeout(idle);
+        assert_eq!(server_sent(&mut conn), vec![(OpCode::Ping, Vec::new())]);
+        let give_up = idle + Duration::from_secs(10);
+        assert_eq!(conn.poll_timeout(), Some(give_up));
+
+        conn.handle_timeout(give_up);
+        assert!(conn.is_closed());
+        assert!(
+            server_sent(&mut conn).is_empty(),
+            "no handshake with a silent peer"
+        );
+        let closed = CloseInfo {
+            code: Some(1006),
+            reason: "timed out".into(),
+            cause: CloseCause::TimedOut,
+        };
+        assert_eq!(events(&mut conn), vec![Event::Closed(closed)]);
+    }
+
+    #[test]
+    fn any_received_byte_counts_as_activity() {
+        let (mut conn, start) = server();
+        let ping_at = start + Duration::from_secs(30);
+        conn.handle_timeout(ping_at);
+        assert_eq!(server_sent(&mut conn).len(), 1);
+
+        // One byte of a frame header, no pong: the peer is alive.
+        let later = ping_at + Duration::from_secs(5);
+        conn.handle_input(later, &[0x81]);
+        assert_eq!(conn.poll_timeout(), Some(later + Duration::from_secs(30)));
+        conn.handle_timeout(ping_at + Duration::from_secs(10));
+        assert!(!conn.is_closed());
+    }
+
+    #[test]
+    fn end_of_stream_finishes_as_lost() {
+        let (mut conn, _) = server();
+        conn.handle_eof();
+        conn.handle_eof();
+        let events = events(&mut conn);
+        let lost = |info: &CloseInfo| info.cause == CloseCause::ConnectionLost;
+        assert!(matches!(&events[..], [Event::Closed(info)] if lost(info)));
+    }
+
+    /// A client input stream touching every path: fragments, controls
+    /// between them, empty frames, 16-bit lengths, and a close.
+    fn sample_stream() -> Vec<u8> {
+        let mut input = masked(OpCode::Text, false, "Grüß".as_bytes());
+        input.extend(masked(OpCode::Ping, true, b"ping"));
+        input.extend(masked(OpCode::Continuation, false, b""));
+        input.extend(masked(OpCode::Continuation, true, "€ and 𝄞".as_bytes()));
+        input.extend(masked(OpCode::Binary, true, &[0xAB; 300]));
+        input.extend(masked(OpCode::Pong, true, b""));
+        input.extend(masked(OpCode::Text, true, &[b'z'; 126]));
+        input.extend(masked(OpCode::Close, true, &close_payload(1000, "done")));
+        input
+    }
+
+    /// Feeds `input` split at the given positions and returns the events
+    /// and transmitted bytes.
+    fn run_split(input: &[u8], splits: &[usize]) -> (Vec<Event>, Vec<u8>) {
+        let (mut conn, now) = server();
+        let mut start = 0;
+        for &end in splits.iter().chain(std::iter::once(&input.len())) {
+            let end = end.clamp(start, input.len());
+            conn.handle_input(now, &input[start..end]);
+            start = end;
+        }
+        let mut wire = Vec::new();
+        conn.poll_transmit(&mut wire);
+        (events(&mut conn), wire)
+    }
+
+    #[test]
+    fn every_split_position_gives_the_same_events() {
+        let input = sample_stream();
+        let whole = run_split(&input, &[]);
+        assert_eq!(whole.0.len(), 5, "{:?}", whole.0);
+
+        for split in 0..=input.len() {
+            assert!(run_split(&input, &[split]) == whole, "split at {split}");
+        }
+        let bytewise: Vec<usize> = (1..input.len()).collect();
+        assert!(run_split(&input, &bytewise) == whole);
+    }
+
+    /// Two connections wired back to back, with a shared clock.
+    struct Pair {
+        client: Connection,
+        server: Connection,
+        now: Instant,
+    }
+
+    impl Pair {
+        fn new(server_config: ConnectionConfig) -> Pair {
+            let now = Instant::now();
+            Pair {
+                client: Connection::new(Role::Client { mask_seed: 42 }, config(), now),
+                server: Connection::new(Role::Server, server_config, now),
+                now,
+            }
+        }
+
+        /// Moves bytes both ways until neither side has any to send.
+        fn exchange(&mut self) {
+            let mut wire = Vec::new();
+            loop {
+                let mut moved = false;
+                if self.client.poll_transmit(&mut wire) {
+                    self.server.handle_input(self.now, &wire);
+                    wire.clear();
+                    moved = true;
+                }
+                if self.server.poll_transmit(&mut wire) {
+                    self.client.handle_input(self.now, &wire);
+                    wire.clear();
+                    moved = true;
+                }
+                if !moved {
+                    return;
+                }
+            }
+        }
+
+        /// Jumps to the earlier deadline of the two and fires it.
+        fn advance(&mut self) -> bool {
+            let deadlines = [self.client.poll_timeout(), self.server.poll_timeout()];
+            let Some(next) = deadlines.into_iter().flatten().min() else {
+                return false;
+            };
+            self.now = next;
+            self.client.handle_timeout(next);
+            self.server.handle_timeout(next);
+            self.exchange();
+            true
+        }
+    }
+
+    #[test]
+    fn client_and_server_converse_and_close_cleanly() {
+        let mut pair = Pair::new(ConnectionConfig::echo(&ServerConfig::default()));
+        pair.client.send_text("hello").unwrap();
+        pair.client.send_binary(&[1, 2, 3]).unwrap();
+        pair.exchange();
+
+        // The server echoes what it got, as /echo does.
+        let received = events(&mut pair.server);
+        assert_eq!(received[0], text("hello"));
+        for event in received {
+            match event {
+                Event::Message(Message::Text(text)) => pair.server.send_text(&text).unwrap(),
+                Event::Message(Message::Binary(data)) => pair.server.send_binary(&data).unwrap(),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        pair.exchange();
+        let echoed = vec![
+            text("hello"),
+            Event::Message(Message::Binary(vec![1, 2, 3])),
+        ];
+        assert_eq!(events(&mut pair.client), echoed);
+
+        pair.server.close(CloseCode::GOING_AWAY, "restart");
+        pair.exchange();
+        assert!(pair.server.is_closed() && pair.client.is_closed());
+        let client_closed = events(&mut pair.client);
+        let by_peer = |info: &CloseInfo| {
+            info.code == Some(1001)
+                && info.reason == "restart"
+                && info.cause == CloseCause::ClosedByPeer
+        };
+        assert!(matches!(&client_closed[..], [Event::Closed(info)] if by_peer(info)));
+        let server_closed = events(&mut pair.server);
+        let acked = CloseCause::ClosedByUs { acknowledged: true };
+        assert!(matches!(&server_closed[..], [Event::Closed(info)] if info.cause == acked));
+    }
+
+    #[test]
+    fn heartbeats_keep_an_idle_pair_alive() {
+        let mut pair = Pair::new(config());
+        for _ in 0..50 {
+            assert!(pair.advance());
+        }
+        assert!(!pair.client.is_closed() && !pair.server.is_closed());
+        assert!(events(&mut pair.server).contains(&Event::Pong(Vec::new())));
+    }
+
+    #[test]
+    fn a_client_replays_its_masks_from_its_seed() {
+        let now = Instant::now();
+        let run = || {
+            let mut client = Connection::new(Role::Client { mask_seed: 9 }, config(), now);
+            client.send_text("same bytes").unwrap();
+            let mut wire = Vec::new();
+            client.poll_transmit(&mut wire);
+            wire
+        };
+        assert_eq!(run(), run());
+    }
+
+    fn any_message() -> impl Strategy<Value = (bool, Vec<u8>, usize)> {
+        let text = ".{0,40}".prop_map(String::into_bytes);
+        let data = proptest::collection::vec(any::<u8>(), 0..200);
+        (any::<bool>(), prop_oneof![text, data], 1usize..4)
+    }
+
+    /// Encodes a message as `fragments` client frames, pinging between them.
+    fn encode_message(out: &mut Vec<u8>, is_text: bool, payload: &[u8], fragments: usize) {
+        let size = payload.len().div_ceil(fragments).max(1);
+        let mut pieces: Vec<&[u8]> = payload.chunks(size).collect();
+        if pieces.is_empty() {
+            pieces.push(&[]);
+        }
+        let last = pieces.len() - 1;
+        for (index, piece) in pieces.into_iter().enumerate() {
+            let opcode = match (index, is_text) {
+                (0, true) => OpCode::Text,
+                (0, false) => OpCode::Binary,
+                _ => OpCode::Continuation,
+            };
+            out.extend(masked(opcode, index == last, piece));
+            if index != last {
+                out.extend(masked(OpCode::Ping, true, &[index as u8]));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn any_split_of_a_valid_stream_gives_the_same_events(
+            messages in proptest::collection::vec(any_message(), 0..6),
+            splits in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let mut input = Vec::new();
+            for (is_text, payload, fragments) in &messages {
+                let is_text = *is_text && std::str::from_utf8(payload).is_ok();
+                encode_message(&mut input, is_text, payload, *fragments);
+            }
+            let mut splits: Vec<usize> = splits.iter().map(|s| s.index(input.len() + 1)).collect();
+            splits.sort_unstable();
+
+            let whole = run_split(&input, &[]);
+            prop_assert_eq!(whole.0.len(), messages.len());
+            prop_assert_eq!(run_split(&input, &splits), whole);
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics_and_stays_consistent(
+            input in proptest::collection::vec(any::<u8>(), 0..300),
+            chunk in 1usize..16,
+        ) {
+            let (mut conn, now) = server();
+            for piece in input.chunks(chunk) {
+                conn.handle_input(now, piece);
+            }
+            let events = events(&mut conn);
+            let closed = events.iter().filter(|e| matches!(e, Event::Closed(_))).count();
+            prop_assert_eq!(closed, usize::from(conn.is_closed()));
+            if closed == 1 {
+                prop_assert!(matches!(events.last(), Some(Event::Closed(_))));
+            }
+        }
     }
 }

@@ -863,7 +863,8 @@ mod tests {
             mask in proptest::option::of(any::<[u8; 4]>()),
             chunk in 1usize..5000,
         ) {
-            let payload = if opcode.is_control() { &payload[..payload.len().min(125)] } else { &payload[..] };
+            let keep = if opcode.is_control() { payload.len().min(125) } else { payload.len() };
+            let payload = &payload[..keep];
             let fin = fin || opcode.is_control();
             let wire = encoded(opcode, fin, payload, mask);
             let frames = decode_chunked(&wire, Masking::Any, u64::MAX, chunk).unwrap();

@@ -251,7 +251,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn any_split_of_valid_text_is_accepted(text in ".*", split in any::<prop::sample::Index>()) {
+        fn any_split_of_valid_text_is_accepted(
+            text in ".*",
+            split in any::<prop::sample::Index>(),
+        ) {
             let bytes = text.as_bytes();
             let split = split.index(bytes.len() + 1);
             let mut validator = Utf8Validator::new();
