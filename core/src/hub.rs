@@ -82,7 +82,13 @@ impl<T> Hub<T> {
                 self.rooms.entry(code.clone()).or_insert(room)
             }
         };
-        room.join(member, outlet, now, unix_ms)
+        let joined = room.join(member, outlet, now, unix_ms);
+
+        // A fresh room cannot hold a duplicate, but no empty room may stay.
+        if room.is_empty() {
+            self.rooms.remove(code);
+        }
+        joined
     }
 
     /// Removes a member from the room `code`, dropping the room if it is
@@ -224,8 +230,65 @@ mod tests {
         assert_eq!(hub.len(), 2);
     }
 
+    /// Pushes `frame` onto the queue of every member of `code` but `except`.
+    fn deliver(
+        hub: &Hub<usize>,
+        queues: &mut [Vec<SharedFrame>],
+        code: &RoomCode,
+        frame: &SharedFrame,
+        except: Option<MemberId>,
+    ) {
+        let room = hub.room(code).unwrap();
+        for (id, &queue) in room.outlets() {
+            if Some(id) != except {
+                queues[queue].push(frame.clone());
+            }
+        }
+    }
+
     #[test]
-    fn refused_first_join_leaves_no_empty_room() {
+    fn every_member_sees_the_same_events_in_seq_order() {
+        let mut hub = Hub::new(None, None);
+        let mut queues: Vec<Vec<SharedFrame>> = vec![Vec::new(); 3];
+        let now = Instant::now();
+        let lobby = code("lobby");
+
+        let mut ids = Vec::new();
+        for (queue, name) in ["ana", "bo", "cy"].into_iter().enumerate() {
+            let session = format!("{name}-session");
+            let joined = hub
+                .join(&lobby, member(name, &session), queue, now, 1)
+                .unwrap();
+            queues[queue].push(joined.welcome);
+            deliver(&hub, &mut queues, &lobby, &joined.announce, Some(joined.id));
+            ids.push(joined.id);
+        }
+        for (step, &sender) in [0, 2, 1, 0].iter().enumerate() {
+            let text = format!("line {step}");
+            let TextOutcome::Broadcast(frame) = hub.handle_text(&lobby, ids[sender], &text, now, 2)
+            else {
+                panic!("expected a broadcast");
+            };
+            deliver(&hub, &mut queues, &lobby, &frame, None);
+        }
+
+        // Each queue starts with its welcome, then runs without a gap to
+        // the last message; the later a member joined, the later it starts.
+        let seqs: Vec<Vec<u64>> = queues.iter().map(|q| q.iter().map(seq).collect()).collect();
+        assert_eq!(seqs[0], [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(seqs[1], [2, 3, 4, 5, 6, 7]);
+        assert_eq!(seqs[2], [3, 4, 5, 6, 7]);
+
+        // From the last join on, all three hold the very same frames.
+        for index in 0..4 {
+            let shared = &queues[2][index + 1];
+            assert!(SharedFrame::ptr_eq(&queues[0][index + 3], shared));
+            assert!(SharedFrame::ptr_eq(&queues[1][index + 2], shared));
+        }
+    }
+
+    #[test]
+    fn no_empty_room_is_kept() {
         let mut hub = Hub::<u8>::new(None, None);
         let now = Instant::now();
         let lobby = code("lobby");
