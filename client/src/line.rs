@@ -75,25 +75,37 @@ pub fn run(mut config: NetConfig, max_line_bytes: usize) -> i32 {
 }
 
 /// Sends each stdin line as a chat line, then asks to quit at its end.
+///
+/// Bytes that are not UTF-8 are replaced with U+FFFD rather than ending
+/// the input.
 fn forward_stdin(commands: &mpsc::Sender<NetCommand>, max_line_bytes: usize) {
-    for line in io::stdin().lock().lines() {
-        let Ok(line) = line else {
-            eprintln!("natter: stdin is not valid UTF-8; stopping");
-            break;
-        };
+    let mut stdin = io::stdin().lock();
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        match stdin.read_until(b'\n', &mut raw) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("natter: cannot read stdin: {e}");
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&raw);
+        let line = text.trim_end_matches(['\n', '\r']);
+
         // The server ignores blank lines; sending one would only delay the
         // end, waiting for an echo that never comes.
         if line.trim().is_empty() {
             continue;
         }
         if line.len() > max_line_bytes {
-            eprintln!(
-                "natter: line of {} bytes not sent (at most {max_line_bytes})",
-                line.len()
-            );
+            let len = line.len();
+            eprintln!("natter: line of {len} bytes not sent (at most {max_line_bytes})");
             continue;
         }
-        if commands.send(NetCommand::Send(line)).is_err() {
+        if commands.send(NetCommand::Send(line.to_owned())).is_err() {
             return;
         }
     }

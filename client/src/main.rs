@@ -37,17 +37,23 @@ static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
+
+    // Logs go to stderr, and never onto the full screen.
     if std::env::var_os("RUST_LOG").is_some() {
-        env_logger::Builder::from_default_env()
-            .target(env_logger::Target::Stderr)
-            .init();
+        if interactive && io::stderr().is_terminal() {
+            eprintln!("natter: RUST_LOG ignored: stderr is the screen; redirect it (2>file)");
+        } else {
+            env_logger::Builder::from_default_env()
+                .target(env_logger::Target::Stderr)
+                .init();
+        }
     }
 
     let url = match WsUrl::parse(args.server.trim()) {
         Ok(url) => url,
         Err(e) => return usage(&format!("bad --server {:?}: {e}", args.server)),
     };
-    let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
     let name = match resolve(args.name, "name", args::parse_name) {
         Ok(name) => name,
         Err(message) => return usage(&message),

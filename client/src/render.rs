@@ -197,8 +197,8 @@ fn header(state: &ClientState, width: usize) -> Line {
     let count = state.members.len();
     let plural = if count == 1 { "" } else { "s" };
     let mut text = format!(
-        " natter | {} in {} | {} | {connection} | {count} member{plural}",
-        state.name, state.room, state.server
+        " natter | {} | {connection} | {count} member{plural} | as {} | {}",
+        state.room, state.name, state.server
     );
     if state.scroll > 0 {
         text.push_str(" | scrolled back");
@@ -441,7 +441,7 @@ mod tests {
         assert_exact_size(&screen, 80, 6);
 
         let lines = texts(&screen);
-        assert!(lines[0].contains("me in lobby"));
+        assert!(lines[0].starts_with(" natter | lobby | connected | 2 members | as me"));
         assert!(lines[0].contains("connected"));
         assert!(lines[0].contains("2 members"));
         assert!(lines[4].starts_with("14:00 <bo> hi all"));

@@ -7,10 +7,13 @@
 //! and counts down the reconnect delay.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use signal_hook::consts::{SIGHUP, SIGTERM};
 use termion::color::{AnsiValue, Bg, Fg};
 use termion::event::Key;
 use termion::input::TermRead;
@@ -89,6 +92,15 @@ pub fn run(mut state: ClientState, config: NetConfig, max_line_bytes: usize) -> 
             let _ = keys_tx.send(UiEvent::KeysEnded);
         })?;
 
+    // A polite kill ends the loop like /quit, so the guard restores the
+    // terminal; a failed registration only loses that nicety.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGTERM, SIGHUP] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
+            log::warn!("cannot watch signal {signal}: {e}");
+        }
+    }
+
     let mut guard = TerminalGuard::enter()?;
     let mut ui = Ui {
         max_line_bytes,
@@ -100,7 +112,7 @@ pub fn run(mut state: ClientState, config: NetConfig, max_line_bytes: usize) -> 
     let mut size = (0, 0);
     let mut dirty = true;
     state.notice("type /help for commands");
-    while !ui.quit {
+    while !ui.quit && !stop.load(Ordering::Relaxed) {
         let now_size = termion::terminal_size().unwrap_or((80, 24));
         if now_size != size || dirty {
             size = now_size;
