@@ -80,12 +80,13 @@ impl AsRef<[u8]> for SharedFrame {
     }
 }
 
+/// Shows the length only: a frame may carry chat text, which must never
+/// reach a log by way of a `{:?}`.
 impl fmt::Debug for SharedFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedFrame")
             .field("len", &self.len())
-            .field("payload", &String::from_utf8_lossy(self.payload()))
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -519,6 +520,14 @@ mod tests {
             prop_assert_eq!(value["ts"].as_u64(), Some(ts));
             prop_assert_eq!(value["text"].as_str(), Some(text.as_str()));
         }
+    }
+
+    #[test]
+    fn debug_output_hides_the_text() {
+        let frame = EventEncoder::new().message(1, &member("bo", "Zq81mmpp"), "secret", 0);
+        let shown = format!("{frame:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains(&frame.len().to_string()));
     }
 
     #[test]
