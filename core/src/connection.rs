@@ -9,6 +9,9 @@ use crate::config::ServerConfig;
 use crate::frame::{encode_frame, Decoded, FrameDecoder, FrameError, FrameHeader, Masking, OpCode};
 use crate::utf8::{InvalidUtf8, Utf8Validator};
 
+/// The most discarded payload bytes handled in one step.
+const DISCARD_PIECE: usize = 4096;
+
 /// Which end of the connection this endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -494,10 +497,14 @@ impl Connection {
     /// used.
     fn step(&mut self, input: &[u8]) -> Result<usize, ProtocolError> {
         let target = self.frame.map(|frame| frame.target);
+        let mut input = input;
         let buffer = match target {
             Some(Target::Message) => &mut self.message_buf,
             Some(Target::Control(_)) => &mut self.control_buf,
             Some(Target::Discard) | None => {
+                // Discarded payload passes through a small buffer, a bounded
+                // piece at a time.
+                input = &input[..input.len().min(DISCARD_PIECE)];
                 self.scratch.clear();
                 &mut self.scratch
             }
@@ -721,13 +728,16 @@ impl Connection {
     /// Answers a violation: queues a close with its code (unless ours is
     /// already out) and finishes.
     fn fail(&mut self, error: ProtocolError) {
-        let code = error.close_code();
-        let reason = error.to_string();
-        match self.state {
-            State::Open => self.queue_close(Some(code), close::truncate_reason(&reason)),
-            State::ClosedByUs { .. } => {}
+        let (code, reason) = match &self.state {
+            State::Open => {
+                let (code, reason) = (error.close_code(), error.to_string());
+                self.queue_close(Some(code), close::truncate_reason(&reason));
+                (code, reason)
+            }
+            // Our close already went out and told the peer its code.
+            State::ClosedByUs { code, reason, .. } => (*code, reason.clone()),
             State::Finished => return,
-        }
+        };
         self.finish(Some(code.get()), reason, CloseCause::Violation(error));
     }
 
@@ -1197,6 +1207,42 @@ mod tests {
         };
         assert_eq!(events(&mut conn), vec![Event::Closed(closed)]);
         assert!(conn.is_closed());
+    }
+
+    #[test]
+    fn large_frames_after_our_close_are_skipped_in_any_pieces() {
+        let (mut conn, now) = server();
+        conn.handle_input(now, &masked(OpCode::Text, false, &[b'a'; 500]));
+        conn.close(CloseCode::NORMAL, "");
+        server_sent(&mut conn);
+
+        let mut input = masked(OpCode::Continuation, false, &[b'b'; 900]);
+        input.extend(masked(OpCode::Continuation, true, &[0xFF; 900]));
+        input.extend(masked(OpCode::Close, true, b""));
+        for piece in input.chunks(700) {
+            conn.handle_input(now, piece);
+        }
+        let events = events(&mut conn);
+        let acknowledged = CloseCause::ClosedByUs { acknowledged: true };
+        assert!(matches!(&events[..], [Event::Closed(info)] if info.cause == acknowledged));
+    }
+
+    #[test]
+    fn a_violation_after_our_close_finishes_without_a_second_close() {
+        let (mut conn, now) = server();
+        conn.close(CloseCode::GOING_AWAY, "bye");
+        server_sent(&mut conn);
+
+        conn.handle_input(now, &[0x83]);
+        assert!(conn.is_closed());
+        assert!(server_sent(&mut conn).is_empty());
+        let events = events(&mut conn);
+        let Some(Event::Closed(info)) = events.last() else {
+            panic!("expected Closed, got {events:?}");
+        };
+        assert_eq!((info.code, info.reason.as_str()), (Some(1001), "bye"));
+        let reserved = ProtocolError::Frame(FrameError::ReservedOpCode { value: 3 });
+        assert_eq!(info.cause, CloseCause::Violation(reserved));
     }
 
     #[test]

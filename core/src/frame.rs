@@ -269,6 +269,8 @@ enum DecodeState {
         offset: usize,
         remaining: u64,
     },
+    /// The stream lost its framing; every call returns this error.
+    Failed(FrameError),
 }
 
 /// An incremental RFC 6455 frame decoder.
@@ -323,7 +325,7 @@ impl FrameDecoder {
     /// while a header is expected.
     pub fn payload_remaining(&self) -> u64 {
         match self.state {
-            DecodeState::ExpectHeader { .. } => 0,
+            DecodeState::ExpectHeader { .. } | DecodeState::Failed(_) => 0,
             DecodeState::ExpectPayload { remaining, .. } => remaining,
         }
     }
@@ -337,13 +339,20 @@ impl FrameDecoder {
     /// # Errors
     ///
     /// Returns the broken rule when a header violates RFC 6455 §5 or
-    /// declares more than the maximum. The decoder is then unusable: the
-    /// stream has lost its framing.
+    /// declares more than the maximum. The stream has then lost its framing,
+    /// and every later call returns the same error.
     pub fn decode(&mut self, input: &[u8], payload: &mut Vec<u8>) -> Result<Decoded, FrameError> {
         match &mut self.state {
+            DecodeState::Failed(error) => Err(*error),
             DecodeState::ExpectHeader { buf, filled } => {
-                let (consumed, header) =
-                    read_header(buf, filled, input, self.masking, self.max_payload)?;
+                let read = read_header(buf, filled, input, self.masking, self.max_payload);
+                let (consumed, header) = match read {
+                    Ok(read) => read,
+                    Err(error) => {
+                        self.state = DecodeState::Failed(error);
+                        return Err(error);
+                    }
+                };
                 let Some(header) = header else {
                     return Ok(Decoded::NeedMore);
                 };
@@ -810,6 +819,16 @@ mod tests {
         };
         assert_eq!((consumed, header.payload_len), (1, 2));
         assert_eq!(decoder.payload_remaining(), 2);
+    }
+
+    #[test]
+    fn a_failed_decoder_keeps_failing() {
+        let mut decoder = FrameDecoder::new(Masking::Required, 1024);
+        let mut payload = Vec::new();
+        let error = FrameError::MissingMask;
+        assert_eq!(decoder.decode(&[0x81, 0x00], &mut payload), Err(error));
+        let valid = [0x81, 0x80, 0, 0, 0, 0];
+        assert_eq!(decoder.decode(&valid, &mut payload), Err(error));
     }
 
     #[test]
