@@ -82,6 +82,9 @@ struct State {
     /// Bytes queued plus bytes taken by the writer and not yet written.
     bytes: usize,
     phase: Phase,
+    /// Whether the writer sleeps on the condition variable; a wake-up is a
+    /// system call, so pushes behind a busy writer skip it.
+    writer_waiting: bool,
 }
 
 /// A bounded, never-blocking queue of output for one connection.
@@ -107,6 +110,7 @@ impl Outlet {
                 queue: VecDeque::new(),
                 bytes: 0,
                 phase: Phase::Open,
+                writer_waiting: false,
             }),
             wake: Condvar::new(),
             limit,
@@ -139,7 +143,7 @@ impl Outlet {
 
         state.bytes += frame.len();
         state.queue.push_back(Chunk::Shared(frame));
-        self.wake.notify_one();
+        self.wake_writer(&mut state);
         Ok(())
     }
 
@@ -166,7 +170,7 @@ impl Outlet {
             state.bytes = state.bytes.saturating_add(bytes.len());
             state.queue.push_back(Chunk::Owned(bytes));
         }
-        self.wake.notify_one();
+        self.wake_writer(&mut state);
         Ok(())
     }
 
@@ -186,7 +190,7 @@ impl Outlet {
         if state.phase != Phase::Dead {
             state.phase = Phase::Finished;
         }
-        self.wake.notify_one();
+        self.wake_writer(&mut state);
     }
 
     /// Marks the outlet dead: queued chunks are dropped and pushes fail.
@@ -195,7 +199,7 @@ impl Outlet {
         state.phase = Phase::Dead;
         state.queue.clear();
         state.bytes = 0;
-        self.wake.notify_one();
+        self.wake_writer(&mut state);
     }
 
     /// Says whether the connection has queued its close frame or finished,
@@ -231,19 +235,31 @@ impl Outlet {
 
             state = match state.phase {
                 Phase::Finished | Phase::Dead => return Batch::Done,
-                Phase::Open => self.wake.wait(state).unwrap_or_else(|p| p.into_inner()),
+                Phase::Open => {
+                    state.writer_waiting = true;
+                    self.wake.wait(state).unwrap_or_else(|p| p.into_inner())
+                }
                 Phase::Closing => {
                     let since = *closed_at.get_or_insert_with(Instant::now);
                     let left = close_wait.saturating_sub(since.elapsed());
                     if left.is_zero() {
                         return Batch::Abandoned;
                     }
+                    state.writer_waiting = true;
                     match self.wake.wait_timeout(state, left) {
                         Ok((guard, _)) => guard,
                         Err(poisoned) => poisoned.into_inner().0,
                     }
                 }
             };
+        }
+    }
+
+    /// Wakes the writer if it sleeps.
+    fn wake_writer(&self, state: &mut State) {
+        if state.writer_waiting {
+            state.writer_waiting = false;
+            self.wake.notify_one();
         }
     }
 
