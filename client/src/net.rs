@@ -150,6 +150,7 @@ pub fn spawn<E: Send + 'static>(
         wrap,
         pending: VecDeque::new(),
         quitting: false,
+        tls: None,
     };
     let thread = thread::Builder::new()
         .name("natter-net".into())
@@ -178,6 +179,8 @@ struct Worker<E> {
     pending: VecDeque<String>,
     /// Set once the UI asked to quit (or went away).
     quitting: bool,
+    /// The TLS settings, made on the first `wss://` attempt.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl<E> Worker<E> {
@@ -216,14 +219,10 @@ impl<E> Worker<E> {
                     (retry_in, NetEvent::Lost { reason, retry_in })
                 }
                 Outcome::Refused { status, reason } => {
-                    let retry = match status {
-                        409 if conflicts < CONFLICT_RETRIES => {
-                            conflicts += 1;
-                            true
-                        }
-                        502..=504 => true,
-                        _ => false,
-                    };
+                    let retry = is_retried(status, conflicts);
+                    if status == 409 {
+                        conflicts += 1;
+                    }
                     if !retry || self.is_done() {
                         let error = self.unsent(format!("refused ({status}): {reason}"));
                         let retry_in = None;
@@ -323,13 +322,30 @@ impl<E> Worker<E> {
         }
     }
 
+    /// Returns the TLS settings, making them the first time.
+    fn tls_config(&mut self) -> io::Result<Arc<rustls::ClientConfig>> {
+        if let Some(tls) = &self.tls {
+            return Ok(Arc::clone(tls));
+        }
+        let tls = tls_config()?;
+        self.tls = Some(Arc::clone(&tls));
+        Ok(tls)
+    }
+
     /// Makes one attempt: connect, upgrade, run the session.
     fn attempt(&mut self) -> Outcome {
         let lost = |reason: String| Outcome::Lost {
             reason,
             joined: false,
         };
-        let mut stream = match Stream::open(&self.config.url) {
+        let tls = match self.config.url.is_secure() {
+            true => match self.tls_config() {
+                Ok(tls) => Some(tls),
+                Err(e) => return lost(format!("cannot set up TLS: {e}")),
+            },
+            false => None,
+        };
+        let mut stream = match Stream::open(&self.config.url, tls) {
             Ok(stream) => stream,
             Err(e) => return lost(format!("cannot connect to {}: {e}", self.config.url)),
         };
@@ -477,6 +493,18 @@ impl<E> Worker<E> {
     }
 }
 
+/// Says whether a refusal with `status` is tried again, after `conflicts`
+/// earlier 409s in a row: a 409 a few times (our old session may still be
+/// closing), a 502-504 always (the server is busy or restarting), nothing
+/// else (a 400 says our request is wrong and will stay wrong).
+fn is_retried(status: u16, conflicts: u32) -> bool {
+    match status {
+        409 => conflicts < CONFLICT_RETRIES,
+        502..=504 => true,
+        _ => false,
+    }
+}
+
 /// Says whether a read error only means the read timeout passed.
 fn is_tick(e: &io::Error) -> bool {
     matches!(
@@ -567,18 +595,18 @@ enum Stream {
 }
 
 impl Stream {
-    /// Connects to the URL's host, with TLS for `wss://`.
-    fn open(url: &WsUrl) -> io::Result<Stream> {
+    /// Connects to the URL's host, with TLS when `tls` is given.
+    fn open(url: &WsUrl, tls: Option<Arc<rustls::ClientConfig>>) -> io::Result<Stream> {
         let tcp = connect(url.host(), url.port())?;
         tcp.set_nodelay(true)?;
         tcp.set_read_timeout(Some(READ_TICK))?;
-        if !url.is_secure() {
+        let Some(tls) = tls else {
             return Ok(Stream::Plain(tcp));
-        }
+        };
 
         let name = rustls::pki_types::ServerName::try_from(url.host().to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let tls = rustls::ClientConnection::new(tls_config()?, name).map_err(io::Error::other)?;
+        let tls = rustls::ClientConnection::new(tls, name).map_err(io::Error::other)?;
         Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(tls, tcp))))
     }
 }
@@ -659,6 +687,116 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpListener;
+
+    /// Starts a TLS server on 127.0.0.1 that reads one request head, answers
+    /// `reply` and returns the head; gives its port and certificate.
+    fn tls_server(
+        reply: &'static str,
+    ) -> (
+        u16,
+        rustls::pki_types::CertificateDer<'static>,
+        JoinHandle<Option<String>>,
+    ) {
+        let names = vec!["127.0.0.1".to_owned()];
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(names).unwrap();
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(signing_key.serialize_der());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key.into())
+            .unwrap();
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = thread::spawn(move || {
+            let (tcp, _) = listener.accept().ok()?;
+            let conn = rustls::ServerConnection::new(Arc::new(config)).ok()?;
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut byte = [0];
+            while !head.ends_with(b"\r\n\r\n") {
+                tls.read_exact(&mut byte).ok()?;
+                head.push(byte[0]);
+            }
+            tls.write_all(reply.as_bytes()).ok()?;
+            tls.conn.send_close_notify();
+            tls.flush().ok()?;
+            String::from_utf8(head).ok()
+        });
+        (port, cert.der().clone(), server)
+    }
+
+    /// Returns a worker for `url` whose events are dropped.
+    fn worker(url: &str) -> Worker<NetEvent> {
+        let (events, _) = mpsc::channel();
+        let (_, commands) = mpsc::channel();
+        let config = NetConfig {
+            url: WsUrl::parse(url).unwrap(),
+            name: UserName::parse("ana").unwrap(),
+            room: RoomCode::parse("lobby").unwrap(),
+            session_id: SessionId::parse("k3J9x0aa").unwrap(),
+            max_failures: Some(1),
+        };
+        Worker {
+            config,
+            commands,
+            events,
+            wrap: |e| e,
+            pending: VecDeque::new(),
+            quitting: false,
+            tls: None,
+        }
+    }
+
+    #[test]
+    fn wss_upgrades_over_tls_and_reads_a_refusal() {
+        let reply = "HTTP/1.1 400 Bad Request\r\nContent-Length: 20\r\n\r\nuser_name is empty\r\n";
+        let (port, cert, server) = tls_server(reply);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+
+        let mut worker = worker(&format!("wss://127.0.0.1:{port}/"));
+        worker.tls = Some(Arc::new(config));
+        let outcome = worker.attempt();
+        assert!(
+            matches!(&outcome, Outcome::Refused { status: 400, reason } if reason == "user_name is empty"),
+            "{outcome:?}"
+        );
+        let head = server.join().unwrap().unwrap();
+        let expected = "GET /joinRoom?user_name=ana&room_code=lobby&session_id=k3J9x0aa ";
+        assert!(head.starts_with(expected), "{head}");
+    }
+
+    #[test]
+    fn wss_refuses_a_certificate_outside_the_public_roots() {
+        let (port, _, server) = tls_server("HTTP/1.1 500 Nope\r\n\r\n");
+        let mut worker = worker(&format!("wss://127.0.0.1:{port}/"));
+        let outcome = worker.attempt();
+        assert!(
+            matches!(&outcome, Outcome::Lost { reason, joined: false } if reason.contains("certificate")),
+            "{outcome:?}"
+        );
+        assert_eq!(server.join().unwrap(), None);
+    }
+
+    #[test]
+    fn only_passing_refusals_are_retried() {
+        assert!(!is_retried(400, 0));
+        assert!(!is_retried(403, 0));
+        assert!(is_retried(409, 0));
+        assert!(!is_retried(409, CONFLICT_RETRIES));
+        assert!(is_retried(503, 100));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

@@ -133,6 +133,15 @@ impl ClientState {
         self.push(Entry::Notice(text.into()));
     }
 
+    /// Adds a notice unless it repeats the newest entry, so a long outage
+    /// does not fill the screen with the same line.
+    pub fn notice_once(&mut self, text: impl Into<String>) {
+        let entry = Entry::Notice(text.into());
+        if self.log.last() != Some(&entry) {
+            self.push(entry);
+        }
+    }
+
     /// Scrolls the message area back by `rows`.
     pub fn scroll_up(&mut self, rows: usize) {
         self.scroll = self.scroll.saturating_add(rows);
@@ -210,6 +219,17 @@ mod tests {
             state.log,
             vec![Entry::Notice("server: rate limited".into())]
         );
+    }
+
+    #[test]
+    fn repeated_notices_show_once() {
+        let mut state = ClientState::new("lobby", "ws://x", "ana", "aaaaaaaa");
+        state.notice_once("connection refused");
+        state.notice_once("connection refused");
+        assert_eq!(state.log.len(), 1);
+        state.notice("other");
+        state.notice_once("connection refused");
+        assert_eq!(state.log.len(), 3);
     }
 
     #[test]

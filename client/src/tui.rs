@@ -245,7 +245,7 @@ impl Ui {
             NetEvent::Server(event) => state.handle_event(event),
             NetEvent::Lost { reason, retry_in } => {
                 state.members.clear();
-                state.notice(format!("{reason}; reconnecting"));
+                state.notice_once(format!("{reason}; reconnecting"));
                 self.wait(state, retry_in);
             }
             NetEvent::Refused {
@@ -253,7 +253,7 @@ impl Ui {
                 reason,
                 retry_in,
             } => {
-                state.notice(format!("refused ({status}): {reason}"));
+                state.notice_once(format!("refused ({status}): {reason}"));
                 match retry_in {
                     Some(delay) => self.wait(state, delay),
                     None => state.connection = ConnectionState::Refused,
