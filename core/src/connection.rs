@@ -225,6 +225,18 @@ enum State {
     Finished,
 }
 
+/// How reading ended, once the peer's input decided it.
+#[derive(Debug, Clone)]
+enum Ending {
+    /// The peer broke a rule.
+    Violation(ProtocolError),
+    /// The peer's valid close frame arrived.
+    PeerClose {
+        code: Option<CloseCode>,
+        reason: String,
+    },
+}
+
 /// The kind of the message being reassembled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MessageKind {
@@ -266,7 +278,10 @@ struct FrameInProgress {
 ///   [`can_send_data`](Self::can_send_data).
 ///
 /// When [`Event::Closed`] comes out, write what `poll_transmit` still gives
-/// and drop the transport. Time only moves through the `now` arguments; a
+/// and drop the transport. When the input that ends the connection (a
+/// violation, the peer's close) follows messages in the same call, the
+/// ending waits until those messages are polled: a reply sent to them, as
+/// `/echo` does, goes out before the close frame. Time only moves through the `now` arguments; a
 /// command uses the latest `now` it has seen.
 ///
 /// # Examples
@@ -307,6 +322,10 @@ pub struct Connection {
     scratch: Vec<u8>,
     transmit: Vec<u8>,
     events: VecDeque<Event>,
+    /// An ending decided while messages before it were still undelivered;
+    /// applied once they are polled, so that a server's answers to them
+    /// (an echo) go out before the close.
+    pending_end: Option<Ending>,
     now: Instant,
     last_activity: Instant,
     ping_sent_at: Option<Instant>,
@@ -338,6 +357,7 @@ impl Connection {
             scratch: Vec::new(),
             transmit: Vec::new(),
             events: VecDeque::new(),
+            pending_end: None,
             now,
             last_activity: now,
             ping_sent_at: None,
@@ -350,17 +370,17 @@ impl Connection {
     /// ignored; so is everything once the connection is finished.
     pub fn handle_input(&mut self, now: Instant, input: &[u8]) {
         self.now = now;
-        if matches!(self.state, State::Finished) || input.is_empty() {
+        if !self.is_reading() || input.is_empty() {
             return;
         }
         self.last_activity = now;
         self.ping_sent_at = None;
 
         let mut input = input;
-        while !input.is_empty() && !matches!(self.state, State::Finished) {
+        while !input.is_empty() && self.is_reading() {
             match self.step(input) {
                 Ok(used) => input = &input[used..],
-                Err(error) => return self.fail(error),
+                Err(error) => return self.end(Ending::Violation(error)),
             }
         }
     }
@@ -368,7 +388,7 @@ impl Connection {
     /// Reports that the peer's byte stream ended; unless the connection had
     /// already finished, it finishes as lost, with code 1006.
     pub fn handle_eof(&mut self) {
-        if !matches!(self.state, State::Finished) {
+        if self.is_reading() {
             self.finish(
                 Some(ABNORMAL_CLOSURE),
                 "connection lost".into(),
@@ -405,6 +425,11 @@ impl Connection {
 
     /// Returns the next event, or `None` when there is none for now.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some(event) = self.events.pop_front() {
+            return Some(event);
+        }
+        let ending = self.pending_end.take()?;
+        self.apply_end(ending);
         self.events.pop_front()
     }
 
@@ -427,6 +452,7 @@ impl Connection {
     /// should be called, or `None` when no timer is running.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
+            State::Open if self.pending_end.is_some() => None,
             State::Open => {
                 let idle = self.config.idle_ping_after?;
                 match self.ping_sent_at {
@@ -491,6 +517,11 @@ impl Connection {
     /// Tells whether data frames may still be sent (no close has gone out).
     pub fn can_send_data(&self) -> bool {
         matches!(self.state, State::Open)
+    }
+
+    /// Tells whether input is still read: not finished, no ending pending.
+    fn is_reading(&self) -> bool {
+        !matches!(self.state, State::Finished) && self.pending_end.is_none()
     }
 
     /// Decodes one step from the front of `input` and returns the bytes it
@@ -678,23 +709,42 @@ impl Connection {
             Some((code, reason)) => (Some(code), reason.to_owned()),
             None => (None, String::new()),
         };
-
-        match &self.state {
-            State::Open => {
-                self.queue_close(code, "");
-                self.finish(code.map(CloseCode::get), reason, CloseCause::ClosedByPeer);
-            }
-            State::ClosedByUs { code, reason, .. } => {
-                let (code, reason) = (code.get(), reason.clone());
-                self.finish(
-                    Some(code),
-                    reason,
-                    CloseCause::ClosedByUs { acknowledged: true },
-                );
-            }
-            State::Finished => {}
-        }
+        self.end(Ending::PeerClose { code, reason });
         Ok(())
+    }
+
+    /// Stops reading: ends the connection now, or once the messages already
+    /// queued have been polled.
+    fn end(&mut self, ending: Ending) {
+        let undelivered = self
+            .events
+            .iter()
+            .any(|event| matches!(event, Event::Message(_)));
+        if undelivered && matches!(self.state, State::Open) {
+            self.frame = None;
+            self.pending_end = Some(ending);
+        } else {
+            self.apply_end(ending);
+        }
+    }
+
+    /// Carries out an ending in the current state.
+    fn apply_end(&mut self, ending: Ending) {
+        match ending {
+            Ending::Violation(error) => self.fail(error),
+            Ending::PeerClose { code, reason } => match &self.state {
+                State::Open => {
+                    self.queue_close(code, "");
+                    self.finish(code.map(CloseCode::get), reason, CloseCause::ClosedByPeer);
+                }
+                State::ClosedByUs { code, reason, .. } => {
+                    let (code, reason) = (code.get(), reason.clone());
+                    let cause = CloseCause::ClosedByUs { acknowledged: true };
+                    self.finish(Some(code), reason, cause);
+                }
+                State::Finished => {}
+            },
+        }
     }
 
     /// Sends the idle ping, or gives up on a peer silent since it.
@@ -702,6 +752,9 @@ impl Connection {
         let Some(idle) = self.config.idle_ping_after else {
             return;
         };
+        if self.pending_end.is_some() {
+            return;
+        }
         match self.ping_sent_at {
             None => {
                 if self
@@ -744,6 +797,7 @@ impl Connection {
     /// Ends the connection: stops reading and emits `Closed`.
     fn finish(&mut self, code: Option<u16>, reason: String, cause: CloseCause) {
         self.state = State::Finished;
+        self.pending_end = None;
         self.frame = None;
         self.message = None;
         self.message_buf = Vec::new();
@@ -1243,6 +1297,56 @@ mod tests {
         assert_eq!((info.code, info.reason.as_str()), (Some(1001), "bye"));
         let reserved = ProtocolError::Frame(FrameError::ReservedOpCode { value: 3 });
         assert_eq!(info.cause, CloseCause::Violation(reserved));
+    }
+
+    #[test]
+    fn messages_before_a_violation_can_be_answered_before_the_close() {
+        let (mut conn, now) = server();
+        let mut input = masked(OpCode::Text, true, b"first");
+        input.extend(masked(OpCode::Text, true, b"second"));
+        input.extend([0x85, 0x80, 0, 0, 0, 0]);
+        input.extend(masked(OpCode::Text, true, b"never read"));
+        conn.handle_input(now, &input);
+        assert_eq!(conn.poll_timeout(), None, "no timer while the ending waits");
+
+        assert_eq!(conn.poll_event(), Some(text("first")));
+        conn.send_text("first").unwrap();
+        assert_eq!(conn.poll_event(), Some(text("second")));
+        conn.send_text("second").unwrap();
+        assert!(!conn.is_closed());
+        assert!(matches!(conn.poll_event(), Some(Event::Closed(_))));
+        assert_eq!(conn.poll_event(), None);
+
+        let frames = server_sent(&mut conn);
+        let opcodes: Vec<OpCode> = frames.iter().map(|(opcode, _)| *opcode).collect();
+        assert_eq!(opcodes, [OpCode::Text, OpCode::Text, OpCode::Close]);
+        assert!(conn.is_closed());
+    }
+
+    #[test]
+    fn messages_before_the_peer_close_can_be_answered_before_the_echo() {
+        let (mut conn, now) = server();
+        let mut input = masked(OpCode::Text, true, b"last words");
+        input.extend(masked(OpCode::Close, true, &close_payload(1000, "")));
+        input.extend(masked(OpCode::Ping, true, b"ignored"));
+        conn.handle_input(now, &input);
+
+        assert_eq!(conn.poll_event(), Some(text("last words")));
+        conn.send_text("last words").unwrap();
+        let closed = conn.poll_event();
+        assert!(matches!(
+            closed,
+            Some(Event::Closed(CloseInfo {
+                code: Some(1000),
+                ..
+            }))
+        ));
+
+        let expected = vec![
+            (OpCode::Text, b"last words".to_vec()),
+            (OpCode::Close, close_payload(1000, "")),
+        ];
+        assert_eq!(server_sent(&mut conn), expected);
     }
 
     #[test]
