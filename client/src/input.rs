@@ -133,8 +133,10 @@ impl InputLine {
             Some(0) => return,
             Some(i) => i - 1,
         };
-        self.browsing = Some(index);
-        self.show(self.history[index].clone());
+        if let Some(line) = self.history.get(index).cloned() {
+            self.browsing = Some(index);
+            self.show(line);
+        }
     }
 
     /// Replaces the line with the next history entry, or the draft after the
@@ -144,9 +146,9 @@ impl InputLine {
             return;
         };
 
-        if index + 1 < self.history.len() {
+        if let Some(line) = self.history.get(index + 1).cloned() {
             self.browsing = Some(index + 1);
-            self.show(self.history[index + 1].clone());
+            self.show(line);
         } else {
             self.browsing = None;
             let draft = std::mem::take(&mut self.draft);

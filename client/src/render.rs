@@ -168,10 +168,9 @@ pub fn render(state: &ClientState, width: usize, height: usize) -> Screen {
         let (messages, shown) = message_rows(state, message_width, rows);
         scroll = shown;
         let members = member_rows(state, rows);
-        for (i, message) in messages.into_iter().enumerate() {
-            let mut line = message;
+        for (mut line, member) in messages.into_iter().zip(members) {
             if show_members {
-                line.spans.extend(members[i].spans.iter().cloned());
+                line.spans.extend(member.spans);
             }
             lines.push(line);
         }

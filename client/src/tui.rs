@@ -82,15 +82,7 @@ pub fn run(mut state: ClientState, config: NetConfig, max_line_bytes: usize) -> 
     let keys_tx = tx;
     thread::Builder::new()
         .name("natter-keys".into())
-        .spawn(move || {
-            for key in io::stdin().keys() {
-                match key {
-                    Ok(key) if keys_tx.send(UiEvent::Key(key)).is_ok() => {}
-                    _ => break,
-                }
-            }
-            let _ = keys_tx.send(UiEvent::KeysEnded);
-        })?;
+        .spawn(move || read_keys(&keys_tx))?;
 
     // A polite kill ends the loop like /quit, so the guard restores the
     // terminal; a failed registration only loses that nicety.
@@ -155,6 +147,33 @@ pub fn run(mut state: ClientState, config: NetConfig, max_line_bytes: usize) -> 
     }
     drop(guard);
     Ok(0)
+}
+
+/// Forwards keys until stdin ends or the UI goes away.
+///
+/// An escape sequence termion cannot parse is an error for that key only,
+/// so it is skipped; only a long run of errors means stdin itself failed.
+fn read_keys(tx: &mpsc::Sender<UiEvent>) {
+    const MAX_ERRORS_IN_A_ROW: u32 = 100;
+    let mut errors = 0;
+    for key in io::stdin().keys() {
+        match key {
+            Ok(key) => {
+                errors = 0;
+                if tx.send(UiEvent::Key(key)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                log::debug!("unreadable key input: {e}");
+                errors += 1;
+                if errors >= MAX_ERRORS_IN_A_ROW {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = tx.send(UiEvent::KeysEnded);
 }
 
 /// The UI loop's own bookkeeping beside the client state.
