@@ -51,6 +51,8 @@ struct Args {
 struct Outcome {
     seen: Observation,
     failures: Vec<String>,
+    /// The label of the accepted alternative that matched, if one did.
+    alternative: Option<String>,
     millis: u128,
 }
 
@@ -135,11 +137,15 @@ fn run_all(addr: SocketAddr, cases: &[WsCase], args: &Args, report: &Path) -> Ex
                 }
                 let started = Instant::now();
                 let seen = live::run_case(addr, case, timeout);
-                let failures = judge(case, &seen).err().unwrap_or_default();
+                let (alternative, failures) = match judge(case, &seen) {
+                    Ok(alternative) => (alternative, Vec::new()),
+                    Err(failures) => (None, failures),
+                };
                 let millis = started.elapsed().as_millis();
                 let outcome = Outcome {
                     seen,
                     failures,
+                    alternative,
                     millis,
                 };
                 if let Ok(mut results) = results.lock() {
@@ -167,6 +173,9 @@ fn summarise(cases: &[WsCase], results: &[Option<Outcome>], report: &Path) -> Ex
         let verdict = if outcome.failures.is_empty() {
             passed += 1;
             println!("PASS {} ({} ms) {}", case.id, outcome.millis, case.about);
+            if let Some(alternative) = &outcome.alternative {
+                println!("     accepted as: {alternative}");
+            }
             "pass"
         } else {
             failed += 1;
@@ -185,6 +194,7 @@ fn summarise(cases: &[WsCase], results: &[Option<Outcome>], report: &Path) -> Ex
             "expected": describe_expectation(case),
             "seen": outcome.seen.describe(),
             "failures": outcome.failures,
+            "alternative": outcome.alternative,
             "millis": outcome.millis as u64,
         }));
     }

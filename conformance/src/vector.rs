@@ -26,6 +26,9 @@
 //!   (every delivery then cut into N-byte pieces) say how the bytes are cut.
 //! - `expect text|binary|pong EXPR`, optionally `expect 1000x text EXPR`: the
 //!   events the server must send, in this order and no others.
+//! - `alternative LABEL`: the `expect` lines after it (before `then` and
+//!   `expect close`) form another event list that passes too, where the RFC
+//!   allows it; the label says why, such as Autobahn's NON-STRICT grade.
 //! - `then close CODE`: once those events arrived, the harness closes.
 //! - `expect close CODES [by-delivery N]`: the server's close frame, with one of
 //!   the codes (`1000|3000`, `empty` for a close without a code), sent no
@@ -114,6 +117,15 @@ pub struct Expected {
     pub payload: Expr,
 }
 
+/// Another list of events a case accepts, with why it is acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Alternative {
+    /// Why this outcome is acceptable too, such as Autobahn's grade for it.
+    pub label: String,
+    /// The events, in order.
+    pub expect: Vec<Expected>,
+}
+
 /// The close the server must send.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CloseExpectation {
@@ -142,6 +154,8 @@ pub struct WsCase {
     pub items: Vec<Item>,
     /// The events expected, in order.
     pub expect: Vec<Expected>,
+    /// Other event lists that also pass, where the RFC allows them.
+    pub alternatives: Vec<Alternative>,
     /// The close code the harness sends once the events arrived.
     pub then_close: Option<u16>,
     /// The close the server must send.
@@ -353,6 +367,10 @@ fn parse_line(case: &mut WsCase, keyword: &str, rest: &str) -> Result<(), String
         "deliver" => case.delivery = parse_delivery(rest)?,
         "frame" => case.items.push(Item::Frame(parse_frame(rest)?)),
         "expect" => parse_expect(case, rest)?,
+        "alternative" => case.alternatives.push(Alternative {
+            label: rest.to_owned(),
+            expect: Vec::new(),
+        }),
         "then" => {
             let code = rest
                 .strip_prefix("close ")
@@ -448,11 +466,15 @@ fn parse_expect(case: &mut WsCase, text: &str) -> Result<(), String> {
         "close" => return parse_close(case, rest),
         other => return Err(format!("unknown expectation `{other}`")),
     };
-    case.expect.push(Expected {
+    let expected = Expected {
         times,
         kind,
         payload: Expr::parse(rest)?,
-    });
+    };
+    match case.alternatives.last_mut() {
+        Some(alternative) => alternative.expect.push(expected),
+        None => case.expect.push(expected),
+    }
     Ok(())
 }
 
@@ -574,6 +596,12 @@ impl fmt::Display for WsCase {
         for expected in &self.expect {
             writeln!(f, "{expected}")?;
         }
+        for alternative in &self.alternatives {
+            writeln!(f, "alternative {}", alternative.label)?;
+            for expected in &alternative.expect {
+                writeln!(f, "{expected}")?;
+            }
+        }
         if let Some(code) = self.then_close {
             writeln!(f, "then close {code}")?;
         }
@@ -601,6 +629,8 @@ about Ten pings.
 deliver chunks 1
 frame op=ping mask=0x01020304 times=10 payload=\"p\"
 expect 10x pong \"p\"
+alternative fewer pongs are fine here
+expect 9x pong \"p\"
 then close 1000
 expect close 1000|empty
 ";

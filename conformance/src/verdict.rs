@@ -3,7 +3,7 @@
 //! a connection that must fail fast must fail no later than the vector says.
 
 use crate::expr::describe;
-use crate::vector::{EventKind, WsCase};
+use crate::vector::{EventKind, Expected, WsCase};
 use crate::wire::Seen;
 
 /// What happened while a case ran.
@@ -43,19 +43,20 @@ impl Observation {
     /// Tells whether the events seen so far are exactly those `case`
     /// expects, which is when the harness may start its close.
     pub fn has_expected_events(&self, case: &WsCase) -> bool {
-        first_difference(case, &self.events).is_none()
+        accepted_lists(case).contains(&self.events)
     }
 
     /// Tells whether the events seen so far could still become those
     /// expected (a prefix of them).
     pub fn is_on_track(&self, case: &WsCase) -> bool {
-        let expected = expected_events(case);
-        self.events.len() <= expected.len()
-            && self
-                .events
-                .iter()
-                .zip(&expected)
-                .all(|(seen, want)| seen == want)
+        accepted_lists(case).iter().any(|expected| {
+            self.events.len() <= expected.len()
+                && self
+                    .events
+                    .iter()
+                    .zip(expected)
+                    .all(|(seen, want)| seen == want)
+        })
     }
 
     /// Describes what was seen, one item per event, for a report.
@@ -96,10 +97,18 @@ fn compress(lines: impl Iterator<Item = String>) -> Vec<String> {
         .collect()
 }
 
-/// Returns the events `case` expects, expanded.
-pub fn expected_events(case: &WsCase) -> Vec<Seen> {
+/// Returns every event list `case` accepts, expanded: its main list first,
+/// then its alternatives.
+pub fn accepted_lists(case: &WsCase) -> Vec<Vec<Seen>> {
+    let mut lists = vec![expected_events(&case.expect)];
+    lists.extend(case.alternatives.iter().map(|a| expected_events(&a.expect)));
+    lists
+}
+
+/// Returns the events of `list`, expanded.
+pub fn expected_events(list: &[Expected]) -> Vec<Seen> {
     let mut out = Vec::new();
-    for expected in &case.expect {
+    for expected in list {
         let bytes = expected.payload.eval();
         for _ in 0..expected.times {
             out.push(match expected.kind {
@@ -113,8 +122,7 @@ pub fn expected_events(case: &WsCase) -> Vec<Seen> {
 }
 
 /// Returns the first place where `seen` differs from what `case` expects.
-fn first_difference(case: &WsCase, seen: &[Seen]) -> Option<String> {
-    let expected = expected_events(case);
+fn first_difference(expected: &[Seen], seen: &[Seen]) -> Option<String> {
     for index in 0..expected.len().max(seen.len()) {
         match (expected.get(index), seen.get(index)) {
             (Some(want), Some(got)) if want == got => continue,
@@ -148,28 +156,16 @@ fn first_difference(case: &WsCase, seen: &[Seen]) -> Option<String> {
 
 /// Describes what `case` expects, one item per line, for a report.
 pub fn describe_expectation(case: &WsCase) -> Vec<String> {
-    let mut lines: Vec<String> = case
-        .expect
-        .iter()
-        .map(|e| {
-            let kind = match e.kind {
-                EventKind::Text => "text",
-                EventKind::Binary => "binary",
-                EventKind::Pong => "pong",
-            };
-            let times = if e.times == 1 {
-                String::new()
-            } else {
-                format!("{}x ", e.times)
-            };
-            let payload = if e.payload.len() > 64 {
-                e.payload.to_string()
-            } else {
-                describe(&e.payload.eval())
-            };
-            format!("{times}{kind} {payload}")
-        })
-        .collect();
+    let mut lines: Vec<String> = case.expect.iter().map(describe_expected).collect();
+    for alternative in &case.alternatives {
+        let events: Vec<String> = alternative.expect.iter().map(describe_expected).collect();
+        let events = if events.is_empty() {
+            "no events".to_owned()
+        } else {
+            events.join(", ")
+        };
+        lines.push(format!("or {events} ({})", alternative.label));
+    }
     if let Some(code) = case.then_close {
         lines.push(format!("(harness closes with {code})"));
     }
@@ -182,18 +178,48 @@ pub fn describe_expectation(case: &WsCase) -> Vec<String> {
     lines
 }
 
-/// Judges an observation: `Ok` when the case passed, otherwise every reason
-/// it failed.
+/// Describes one expected event.
+fn describe_expected(e: &Expected) -> String {
+    let kind = match e.kind {
+        EventKind::Text => "text",
+        EventKind::Binary => "binary",
+        EventKind::Pong => "pong",
+    };
+    let times = if e.times == 1 {
+        String::new()
+    } else {
+        format!("{}x ", e.times)
+    };
+    let payload = if e.payload.len() > 64 {
+        e.payload.to_string()
+    } else {
+        describe(&e.payload.eval())
+    };
+    format!("{times}{kind} {payload}")
+}
+
+/// Judges an observation: `Ok` when the case passed (with the label of the
+/// alternative that matched, if the main events did not), otherwise every
+/// reason it failed.
 ///
 /// # Errors
 ///
 /// Returns the failures, each a sentence saying what was expected and what
 /// was seen.
-pub fn judge(case: &WsCase, seen: &Observation) -> Result<(), Vec<String>> {
+pub fn judge(case: &WsCase, seen: &Observation) -> Result<Option<String>, Vec<String>> {
     let mut failures = Vec::new();
+    let mut accepted_as = None;
 
-    if let Some(difference) = first_difference(case, &seen.events) {
-        failures.push(difference);
+    if let Some(difference) = first_difference(&expected_events(&case.expect), &seen.events) {
+        let alternative = case
+            .alternatives
+            .iter()
+            .find(|a| expected_events(&a.expect) == seen.events);
+        match alternative {
+            Some(alternative) => accepted_as = Some(alternative.label.clone()),
+            None if case.alternatives.is_empty() => failures.push(difference),
+            None => failures.push(format!("{difference} (no alternative matches either)")),
+        }
     }
 
     let codes = &case.close.codes;
@@ -223,7 +249,7 @@ pub fn judge(case: &WsCase, seen: &Observation) -> Result<(), Vec<String>> {
 
     failures.extend(seen.problems.iter().cloned());
     if failures.is_empty() {
-        Ok(())
+        Ok(accepted_as)
     } else {
         Err(failures)
     }

@@ -41,7 +41,11 @@ fn every_websocket_vector_passes_against_the_core() {
 
         let seen = run_case(case);
         match judge(case, &seen) {
-            Ok(()) => passed += 1,
+            Ok(None) => passed += 1,
+            Ok(Some(alternative)) => {
+                println!("{} passes as its alternative: {alternative}", case.id);
+                passed += 1;
+            }
             Err(failures) => {
                 failed += 1;
                 report.push_str(&format!("\n{} FAILED: {}\n", case.id, case.about));
