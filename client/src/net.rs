@@ -30,6 +30,9 @@ const READ_TICK: Duration = Duration::from_millis(25);
 /// How long connecting to one address may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long one write may block before the connection counts as lost.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long the upgrade may take once connected.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -158,12 +161,26 @@ pub fn spawn<E: Send + 'static>(
     Ok(NetHandle { commands, thread })
 }
 
+/// The bookkeeping of one session beside its connection.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Our lines sent in this session that have not come back yet.
+    unechoed: usize,
+    /// Whether the server's welcome arrived: the session really began.
+    welcomed: bool,
+    /// Until when a quit waits for our lines to come back.
+    echo_deadline: Option<Instant>,
+    /// Set once our close is sent: until when we wait for the server's.
+    quit_deadline: Option<Instant>,
+}
+
 /// How one connection attempt ended.
 #[derive(Debug)]
 enum Outcome {
     /// We quit and the session is closed.
     Quit,
-    /// The connection failed or ended; `joined` says a session had begun.
+    /// The connection failed or ended; `joined` says the server had
+    /// welcomed us, so a session had begun.
     Lost { reason: String, joined: bool },
     /// The server refused the upgrade.
     Refused { status: u16, reason: String },
@@ -376,59 +393,33 @@ impl<E> Worker<E> {
         };
         let mut conn = Connection::new(role, ConnectionConfig::client(), Instant::now());
         conn.handle_input(Instant::now(), leftover);
+        let mut progress = Progress::default();
         let mut buf = vec![0; 16 * 1024];
         let mut out = Vec::new();
-        let mut quit_deadline = None;
-        let mut echo_deadline = None;
-        // Our lines sent in this session that have not come back yet.
-        let mut unechoed = 0_usize;
         loop {
-            // Hand over what the UI asked for.
-            self.take_commands();
-            while conn.can_send_data() {
-                let Some(line) = self.pending.pop_front() else {
-                    break;
-                };
-                if conn.send_text(&line).is_ok() {
-                    unechoed += 1;
-                }
-            }
-
-            // On quit, wait a little for our lines to come back (so a script
-            // sees them), then close with 1000.
-            if self.quitting && quit_deadline.is_none() && self.pending.is_empty() {
-                let echo_by = *echo_deadline.get_or_insert_with(|| Instant::now() + QUIT_GRACE);
-                if unechoed == 0 || Instant::now() >= echo_by {
-                    conn.close(CloseCode::NORMAL, "");
-                    quit_deadline = Some(Instant::now() + QUIT_GRACE);
-                }
-            }
+            self.feed(&mut conn, &mut progress);
 
             // Pass on what arrived, then write what the connection has.
-            let closed = self.drain_events(&mut conn, &mut unechoed);
+            let closed = self.drain_events(&mut conn, &mut progress);
             out.clear();
             conn.poll_transmit(&mut out);
-            if let Err(e) = stream.write_all(&out).and_then(|()| stream.flush()) {
-                if quit_deadline.is_some() {
-                    return Outcome::Quit;
-                }
-                let reason = format!("write failed: {e}");
-                return Outcome::Lost {
-                    reason,
-                    joined: true,
-                };
-            }
-            if let Some(info) = closed {
-                return match quit_deadline {
-                    Some(_) => Outcome::Quit,
-                    None => Outcome::Lost {
-                        reason: describe_close(&info),
-                        joined: true,
+            let written = stream.write_all(&out).and_then(|()| stream.flush());
+            // `Some(None)`: a clean end; `Some(Some(why))`: a loss, which
+            // still counts as a quit once our close has gone out.
+            let ended = match (closed, written) {
+                _ if progress.quit_deadline.is_some_and(|d| Instant::now() >= d) => Some(None),
+                (Some(info), _) => Some(Some(describe_close(&info))),
+                (None, Err(e)) => Some(Some(format!("write failed: {e}"))),
+                (None, Ok(())) => None,
+            };
+            if let Some(reason) = ended {
+                return match (progress.quit_deadline, reason) {
+                    (Some(_), _) | (None, None) => Outcome::Quit,
+                    (None, Some(reason)) => Outcome::Lost {
+                        reason,
+                        joined: progress.welcomed,
                     },
                 };
-            }
-            if quit_deadline.is_some_and(|d| Instant::now() >= d) {
-                return Outcome::Quit;
             }
 
             // Let deadlines fire, then read for a tick.
@@ -449,17 +440,48 @@ impl<E> Worker<E> {
         }
     }
 
-    /// Forwards the connection's events, counting down `unechoed` for each
-    /// of our lines that comes back (or is refused); returns how the
-    /// connection closed, if it did.
-    fn drain_events(&mut self, conn: &mut Connection, unechoed: &mut usize) -> Option<CloseInfo> {
+    /// Hands the connection the lines the UI sent, and closes it with 1000
+    /// on quit once our lines have come back (so a script sees them) or the
+    /// grace time is over.
+    fn feed(&mut self, conn: &mut Connection, progress: &mut Progress) {
+        self.take_commands();
+        while conn.can_send_data() {
+            let Some(line) = self.pending.pop_front() else {
+                break;
+            };
+            if conn.send_text(&line).is_ok() {
+                progress.unechoed += 1;
+            }
+        }
+
+        if !self.quitting || progress.quit_deadline.is_some() || !self.pending.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let echo_by = *progress.echo_deadline.get_or_insert(now + QUIT_GRACE);
+        if progress.unechoed == 0 || now >= echo_by {
+            conn.close(CloseCode::NORMAL, "");
+            progress.quit_deadline = Some(now + QUIT_GRACE);
+        }
+    }
+
+    /// Forwards the connection's events and notes our lines coming back;
+    /// returns how the connection closed, if it did.
+    fn drain_events(
+        &mut self,
+        conn: &mut Connection,
+        progress: &mut Progress,
+    ) -> Option<CloseInfo> {
         let mut closed = None;
         while let Some(event) = conn.poll_event() {
             match event {
                 Event::Message(Message::Text(text)) => match ServerEvent::parse(&text) {
                     Ok(event) => {
                         if self.answers_our_line(&event) {
-                            *unechoed = unechoed.saturating_sub(1);
+                            progress.unechoed = progress.unechoed.saturating_sub(1);
+                        }
+                        if matches!(event, ServerEvent::Welcome { .. }) {
+                            progress.welcomed = true;
                         }
                         self.emit(NetEvent::Server(event));
                     }
@@ -600,6 +622,7 @@ impl Stream {
         let tcp = connect(url.host(), url.port())?;
         tcp.set_nodelay(true)?;
         tcp.set_read_timeout(Some(READ_TICK))?;
+        tcp.set_write_timeout(Some(WRITE_TIMEOUT))?;
         let Some(tls) = tls else {
             return Ok(Stream::Plain(tcp));
         };
