@@ -133,6 +133,23 @@ impl Outlet {
     /// bound (nothing is queued), [`PushError::Closed`] once the connection
     /// has queued its close frame or stopped.
     pub fn push_frame(&self, frame: SharedFrame) -> Result<(), PushError> {
+        if self.push_frame_quietly(frame)? {
+            self.notify();
+        }
+        Ok(())
+    }
+
+    /// Queues a room frame like [`push_frame`](Outlet::push_frame) but
+    /// leaves a sleeping writer asleep, returning `true` when the caller
+    /// must [`notify`](Outlet::notify) it once done pushing.
+    ///
+    /// A reader delivering a burst of lines wakes each writer once at the
+    /// end, so on one core a writer finds several frames to send at once.
+    ///
+    /// # Errors
+    ///
+    /// As for [`push_frame`](Outlet::push_frame).
+    pub fn push_frame_quietly(&self, frame: SharedFrame) -> Result<bool, PushError> {
         let mut state = self.lock();
         if state.phase != Phase::Open {
             return Err(PushError::Closed);
@@ -143,8 +160,13 @@ impl Outlet {
 
         state.bytes += frame.len();
         state.queue.push_back(Chunk::Shared(frame));
-        self.wake_writer(&mut state);
-        Ok(())
+        Ok(std::mem::take(&mut state.writer_waiting))
+    }
+
+    /// Wakes the writer after a [`push_frame_quietly`](Outlet::push_frame_quietly)
+    /// that asked for it.
+    pub fn notify(&self) {
+        self.wake.notify_one();
     }
 
     /// Queues the connection's own bytes; `closes` marks the chunk that

@@ -7,7 +7,7 @@
 //! member's connection.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use natter_core::close::CloseCode;
@@ -30,6 +30,20 @@ pub struct Rooms {
     map: Mutex<HashMap<RoomCode, SharedRoom>>,
     rate_limit: Option<RateLimit>,
     metrics: Arc<Metrics>,
+}
+
+/// Members whose writers were left asleep by quiet pushes, to be woken
+/// once the pushing is over and the room's lock released.
+#[derive(Debug, Default)]
+pub struct Wakes(Vec<Arc<Peer>>);
+
+impl Wakes {
+    /// Wakes every writer noted and forgets them.
+    pub fn wake_all(&mut self) {
+        for peer in self.0.drain(..) {
+            peer.outlet.notify();
+        }
+    }
 }
 
 /// Returns the wall clock in milliseconds since the Unix epoch, for `ts`.
@@ -99,17 +113,20 @@ impl Rooms {
             // Only a room too large for one welcome in the queue bound gets here.
             drop_member(&mut room, id, &self.metrics);
         }
-        deliver(&mut room, &announce, Some(id), &self.metrics);
+        let mut wakes = Wakes::default();
+        deliver(&mut room, &announce, Some(id), &self.metrics, &mut wakes);
         drop(room);
+
+        wakes.wake_all();
         Ok((shared, id))
     }
 
     /// Hands one chat line of member `id` to its room and queues what it
-    /// produces.
-    pub fn handle_text(&self, room: &SharedRoom, id: MemberId, text: &str) {
+    /// produces; the writers to wake are added to `wakes`.
+    pub fn handle_text(&self, room: &SharedRoom, id: MemberId, text: &str, wakes: &mut Wakes) {
         let mut room = lock(room);
         match room.handle_text(id, text, Instant::now(), unix_ms()) {
-            TextOutcome::Broadcast(frame) => deliver(&mut room, &frame, None, &self.metrics),
+            TextOutcome::Broadcast(frame) => deliver(&mut room, &frame, None, &self.metrics, wakes),
             TextOutcome::RateLimited(frame) => {
                 let full = room.outlet(id).map(|peer| peer.outlet.push_frame(frame));
                 if full == Some(Err(PushError::Full)) {
@@ -129,10 +146,12 @@ impl Rooms {
         let Some((_, frame)) = guard.leave(id, unix_ms()) else {
             return false;
         };
-        deliver(&mut guard, &frame, None, &self.metrics);
+        let mut wakes = Wakes::default();
+        deliver(&mut guard, &frame, None, &self.metrics, &mut wakes);
         let empty = guard.is_empty();
         drop(guard);
 
+        wakes.wake_all();
         if empty {
             self.remove_if_empty(code, room);
         }
@@ -170,17 +189,18 @@ impl Rooms {
 /// Pushes `frame` to every member but `except`, then drops each member
 /// whose queue overflowed, which sends its leave to the rest in turn.
 fn deliver(
-    room: &mut MutexGuard<'_, Room<Arc<Peer>>>,
+    room: &mut Room<Arc<Peer>>,
     frame: &SharedFrame,
     except: Option<MemberId>,
     metrics: &Metrics,
+    wakes: &mut Wakes,
 ) {
     let mut overflowed = Vec::new();
-    push_all(room, frame, except, &mut overflowed);
+    push_all(room, frame, except, &mut overflowed, wakes);
 
     while let Some(id) = overflowed.pop() {
         if let Some(leave) = drop_member(room, id, metrics) {
-            push_all(room, &leave, None, &mut overflowed);
+            push_all(room, &leave, None, &mut overflowed, wakes);
         }
     }
 }
@@ -191,13 +211,16 @@ fn push_all(
     frame: &SharedFrame,
     except: Option<MemberId>,
     overflowed: &mut Vec<MemberId>,
+    wakes: &mut Wakes,
 ) {
     for (id, peer) in room.outlets() {
         if Some(id) == except {
             continue;
         }
-        if peer.outlet.push_frame(frame.clone()) == Err(PushError::Full) {
-            overflowed.push(id);
+        match peer.outlet.push_frame_quietly(frame.clone()) {
+            Ok(true) => wakes.0.push(Arc::clone(peer)),
+            Ok(false) | Err(PushError::Closed) => {}
+            Err(PushError::Full) => overflowed.push(id),
         }
     }
 }

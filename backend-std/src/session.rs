@@ -21,7 +21,7 @@ use natter_core::room::{Member, MemberId};
 
 use crate::outlet::run_writer;
 use crate::peer::Peer;
-use crate::rooms::SharedRoom;
+use crate::rooms::{SharedRoom, Wakes};
 use crate::server::{Server, Slot, THREAD_STACK_BYTES};
 
 /// Size of each connection's read buffer, reused for its whole life.
@@ -351,19 +351,26 @@ fn read_member(
     buf: &mut [u8],
 ) -> CloseInfo {
     let mut events = Vec::new();
+    let mut wakes = Wakes::default();
     let mut deadline = feed(peer, &mut events, |conn| {
         conn.handle_input(Instant::now(), leftover);
     });
     loop {
         for event in events.drain(..) {
             match event {
-                Event::Message(Message::Text(text)) => server.rooms().handle_text(room, id, &text),
+                Event::Message(Message::Text(text)) => {
+                    server.rooms().handle_text(room, id, &text, &mut wakes);
+                }
                 // The chat configuration refuses binary messages; the core
                 // closes with 1003 before one could get here.
                 Event::Message(Message::Binary(_)) | Event::Pong(_) => {}
-                Event::Closed(info) => return info,
+                Event::Closed(info) => {
+                    wakes.wake_all();
+                    return info;
+                }
             }
         }
+        wakes.wake_all();
 
         let input = read_until(&peer.stream, deadline, buf, server.metrics());
         deadline = feed(peer, &mut events, |conn| match input {
