@@ -52,12 +52,18 @@ pub fn run(mut config: NetConfig, max_line_bytes: usize) -> i32 {
     }
 
     let stdout = io::stdout();
+    let mut reader_gone = false;
     for event in events {
         let mut out = stdout.lock();
         match event {
             NetEvent::Server(event) => {
-                let _ = writeln!(out, "{}", format_event(&event));
-                let _ = out.flush();
+                let line = format_event(&event);
+                let written = writeln!(out, "{line}").and_then(|()| out.flush());
+                // Nobody reads our output any more: leave the room.
+                if written.is_err() && !reader_gone {
+                    reader_gone = true;
+                    net.send(NetCommand::Quit);
+                }
             }
             NetEvent::Finished { error: None } => return 0,
             NetEvent::Finished { error: Some(error) } => {
