@@ -160,11 +160,7 @@ pub fn render(state: &ClientState, width: usize, height: usize) -> Screen {
     let rows = height.saturating_sub(2);
     if rows > 0 {
         let show_members = width >= MEMBER_LIST_MIN_WIDTH;
-        let message_width = if show_members {
-            width - MEMBER_COLUMN
-        } else {
-            width
-        };
+        let message_width = message_width(width);
         let (messages, shown) = message_rows(state, message_width, rows);
         scroll = shown;
         let members = member_rows(state, rows);
@@ -182,6 +178,27 @@ pub fn render(state: &ClientState, width: usize, height: usize) -> Screen {
         lines,
         scroll,
     }
+}
+
+/// Returns the width of the message area on a terminal `width` wide.
+fn message_width(width: usize) -> usize {
+    if width >= MEMBER_LIST_MIN_WIDTH {
+        width - MEMBER_COLUMN
+    } else {
+        width
+    }
+}
+
+/// Returns how many rows the entries from index `from` on take on a
+/// terminal `width` wide; the UI adds them to the scroll-back so that a
+/// scrolled view stays put as new lines arrive.
+pub fn rows_since(state: &ClientState, from: usize, width: usize) -> usize {
+    let width = message_width(width);
+    let entries = state.log.get(from..).unwrap_or_default();
+    entries
+        .iter()
+        .map(|e| entry_rows(state, e, width).len())
+        .sum()
 }
 
 /// Returns the header row: room, server, connection state, member count.
@@ -564,6 +581,19 @@ mod tests {
         let screen = render(&state, 40, 5);
         assert!(screen.lines[1].text().contains("line0"));
         assert_eq!(screen.scroll, 7);
+    }
+
+    #[test]
+    fn new_rows_are_counted_for_a_steady_scroll() {
+        let entries = vec![
+            chat("bo", "bbbbbbbb", "one"),
+            chat("bo", "bbbbbbbb", &"x ".repeat(30)),
+        ];
+        let state = state_with(entries);
+        assert_eq!(rows_since(&state, 0, 40), 3);
+        assert_eq!(rows_since(&state, 1, 40), 2);
+        assert_eq!(rows_since(&state, 2, 40), 0);
+        assert_eq!(rows_since(&state, 9, 40), 0);
     }
 
     #[test]

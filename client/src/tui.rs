@@ -22,7 +22,7 @@ use termion::screen::{AlternateScreen, IntoAlternateScreen};
 use termion::{clear, cursor, style};
 
 use crate::net::{self, NetCommand, NetConfig, NetEvent, NetHandle};
-use crate::render::{render, Screen, Style};
+use crate::render::{self, render, Screen, Style};
 use crate::state::{ClientState, ConnectionState};
 
 /// How often the size and the countdown are checked while nothing happens.
@@ -117,9 +117,16 @@ pub fn run(mut state: ClientState, config: NetConfig, max_line_bytes: usize) -> 
         match rx.recv_timeout(TICK) {
             Ok(event) => {
                 dirty = true;
+                let (logged, scrolled) = (state.log.len(), state.scroll > 0);
                 ui.handle(&mut state, &net, event);
                 while let Ok(event) = rx.try_recv() {
                     ui.handle(&mut state, &net, event);
+                }
+
+                // Keep a scrolled-back view where it is as lines arrive.
+                if scrolled && state.scroll > 0 {
+                    let added = render::rows_since(&state, logged, usize::from(size.0));
+                    state.scroll_up(added);
                 }
             }
             Err(RecvTimeoutError::Timeout) => dirty = ui.tick(&mut state),
