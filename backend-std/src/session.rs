@@ -24,8 +24,14 @@ use crate::peer::Peer;
 use crate::rooms::{SharedRoom, Wakes};
 use crate::server::{Server, Slot, THREAD_STACK_BYTES};
 
-/// Size of each connection's read buffer, reused for its whole life.
-const READ_BUFFER_BYTES: usize = 8 * 1024;
+/// Size of each connection's read buffer, reused for its whole life: a
+/// chat line is at most 4 KiB and the core decodes input in pieces, so a
+/// small buffer costs an idle member little and a busy one a few reads.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Size of an `/echo` connection's read buffer: echo messages run to
+/// megabytes and the endpoint is for conformance runs, not small boards.
+const ECHO_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Most bytes read and dropped after a plain HTTP answer, so closing with
 /// unread input does not reset the connection before the peer reads it.
@@ -64,7 +70,10 @@ pub fn run(server: Arc<Server>, slot: Slot, stream: TcpStream, addr: SocketAddr)
                 &ok_response(METRICS_CONTENT_TYPE, body.as_bytes()),
             );
         }
-        Request::Echo { upgrade } => run_echo(&server, &stream, upgrade, &leftover, &mut buf),
+        Request::Echo { upgrade } => {
+            drop(buf);
+            run_echo(&server, &stream, upgrade, &leftover);
+        }
         Request::Join { params, upgrade } => {
             let member = Joining {
                 params,
@@ -188,15 +197,10 @@ fn linger_close(mut stream: &TcpStream) {
 
 /// Serves `/echo`: every message comes back whole. Nothing more is read
 /// while a reply is unsent, which is the endpoint's backpressure.
-fn run_echo(
-    server: &Server,
-    stream: &TcpStream,
-    upgrade: Upgrade,
-    leftover: &[u8],
-    buf: &mut [u8],
-) {
+fn run_echo(server: &Server, stream: &TcpStream, upgrade: Upgrade, leftover: &[u8]) {
     let config = server.config();
     let metrics = server.metrics();
+    let mut buf = vec![0; ECHO_BUFFER_BYTES];
     let stall = config.idle_ping_after + config.pong_timeout;
     let _ = stream.set_write_timeout(Some(stall));
     if write_counted(stream, &upgrade.response_bytes(), metrics).is_err() {
@@ -232,7 +236,7 @@ fn run_echo(
             break;
         }
 
-        match read_until(stream, conn.poll_timeout(), buf, metrics) {
+        match read_until(stream, conn.poll_timeout(), &mut buf, metrics) {
             Input::Data(n) => conn.handle_input(Instant::now(), &buf[..n]),
             Input::TimedOut => conn.handle_timeout(Instant::now()),
             Input::Ended => conn.handle_eof(),
