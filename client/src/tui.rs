@@ -133,27 +133,36 @@ pub fn run(mut state: ClientState, config: NetConfig, max_line_bytes: usize) -> 
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if net.is_finished() && !ui.net_done {
-            // The thread ended without saying so: it panicked.
-            state.connection = ConnectionState::Closed;
-            state.notice("the network thread stopped");
-            ui.net_done = true;
+            // Take its last words, if any: without them it panicked.
+            while let Ok(event) = rx.try_recv() {
+                ui.handle(&mut state, &net, event);
+            }
+            if !ui.net_done {
+                state.connection = ConnectionState::Closed;
+                state.notice("the network thread stopped");
+                ui.net_done = true;
+            }
             dirty = true;
         }
     }
 
-    // Close the session politely, but never hang on the way out.
-    net.send(NetCommand::Quit);
-    let deadline = Instant::now() + QUIT_WAIT;
-    while !ui.net_done && !net.is_finished() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(UiEvent::Net(NetEvent::Finished { .. })) => break,
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
+    close_politely(&net, &rx, ui.net_done);
     drop(guard);
     Ok(0)
+}
+
+/// Asks the network thread to close the session with 1000, and waits for
+/// it a little, never long enough to make quitting hang.
+fn close_politely(net: &NetHandle, rx: &mpsc::Receiver<UiEvent>, net_done: bool) {
+    net.send(NetCommand::Quit);
+    let deadline = Instant::now() + QUIT_WAIT;
+    while !net_done && !net.is_finished() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(UiEvent::Net(NetEvent::Finished { .. })) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 /// Forwards keys until stdin ends or the UI goes away.
