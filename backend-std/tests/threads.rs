@@ -1,0 +1,139 @@
+//! Behaviour particular to natter-std's thread-per-connection design: the
+//! threads a member costs come back, and a peer that stops reading cannot
+//! keep its threads once it has been closed.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use natter_conformance::server::ServerProcess;
+use natter_conformance::testclient::{http_request, TestClient};
+
+/// Longest any wait for the server lasts.
+const STEP: Duration = Duration::from_secs(10);
+
+fn start(args: &[&str]) -> ServerProcess {
+    let binary = Path::new(env!("CARGO_BIN_EXE_natter-std"));
+    match ServerProcess::start(binary, args) {
+        Ok(server) => server,
+        Err(e) => panic!("server did not start: {e}"),
+    }
+}
+
+fn join_path(room: &str, session: &str) -> String {
+    format!("/joinRoom?user_name=u&room_code={room}&session_id={session}")
+}
+
+/// Polls `condition` until it holds, panicking after [`STEP`].
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + STEP;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Returns the server's thread count from /proc.
+fn threads(server: &ServerProcess) -> usize {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", server.pid())).expect("server status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("Threads line")
+}
+
+/// Returns one gauge or counter from `/metrics`.
+fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let response =
+        http_request(addr, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").expect("metrics");
+    let body = String::from_utf8_lossy(&response.body).into_owned();
+    body.lines()
+        .filter_map(|line| line.rsplit_once(' '))
+        .find(|(sample, _)| *sample == name)
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Joins without ever reading a byte or answering anything afterwards.
+fn join_and_go_silent(addr: SocketAddr, room: &str, session: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        join_path(room, session)
+    );
+    stream.write_all(request.as_bytes()).expect("request");
+    stream
+}
+
+#[test]
+fn each_member_costs_two_threads_that_come_back() {
+    let server = start(&[]);
+    let idle = threads(&server);
+
+    let mut members = Vec::new();
+    for index in 0..10 {
+        let client =
+            TestClient::connect(server.addr(), &join_path("r", &format!("session-{index}")));
+        members.push(client.expect("join"));
+    }
+    wait_for("two threads per member", || threads(&server) == idle + 20);
+
+    for member in &mut members {
+        member.close(1000);
+    }
+    drop(members);
+    wait_for("threads back to idle", || threads(&server) == idle);
+}
+
+#[test]
+fn silent_member_dropped_for_its_queue_frees_its_threads() {
+    let server = start(&[
+        "--max-queue-bytes",
+        "16384",
+        "--no-rate-limit",
+        "--close-timeout",
+        "200ms",
+    ]);
+    let addr = server.addr();
+    let idle = threads(&server);
+
+    let _silent = join_and_go_silent(addr, "r", "session-silent");
+    let mut sender = TestClient::connect(addr, &join_path("r", "session-sender")).expect("join");
+    let line = "x".repeat(3000);
+
+    // The silent member never reads, so its socket buffers fill and then
+    // its queue passes the bound; it is dropped even though it will never
+    // answer the close frame.
+    let deadline = Instant::now() + STEP;
+    while metric(addr, "natter_slow_consumer_disconnects_total") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the silent member was never dropped"
+        );
+        for _ in 0..20 {
+            sender.send_text(&line).expect("send");
+        }
+        while sender.next_event(Duration::from_millis(5)).is_some() {}
+    }
+
+    wait_for("the silent member's threads to end", || {
+        threads(&server) == idle + 2 && metric(addr, "natter_connections_open") <= 2.0
+    });
+}
+
+#[test]
+fn shutdown_does_not_wait_past_the_grace_for_a_silent_member() {
+    let server = start(&["--shutdown-grace", "300ms"]);
+    let _silent = join_and_go_silent(server.addr(), "r", "session-silent");
+    wait_for("the member to join", || {
+        metric(server.addr(), "natter_members") == 1.0
+    });
+
+    let status = server.terminate().expect("server exits");
+    assert!(status.success(), "exit status {status}");
+}
