@@ -2,6 +2,7 @@
 pub mod core_ws;
 pub mod expr;
 pub mod generate;
+pub mod http;
 pub mod live;
 pub mod load;
 pub mod server;

@@ -9,8 +9,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use natter_conformance::http::{judge_http, parse_http_cases, run_live, HttpCase};
 use natter_conformance::live;
-use natter_conformance::load::{default_vectors_dir, glob_matches, write_generated, ws_cases};
+use natter_conformance::load::{
+    default_vectors_dir, files_with_extension, glob_matches, write_generated, ws_cases,
+};
 use natter_conformance::server::{locate_binary, ServerProcess};
 use natter_conformance::vector::WsCase;
 use natter_conformance::verdict::{describe_expectation, judge, Observation};
@@ -87,7 +90,129 @@ fn main() -> ExitCode {
         .report
         .clone()
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/report.json"));
-    run_all(addr, &cases, &args, &report)
+    let http = match http_cases(&vectors, &args.cases) {
+        Ok(http) => http,
+        Err(error) => return fail(&format!("cannot read the http vectors: {error}")),
+    };
+    let mut tally = Tally::default();
+    run_all(addr, &cases, &args, &mut tally);
+    run_http(addr, &http, &args, &mut tally);
+    tally.finish(&report)
+}
+
+/// Counts and report entries of a whole run.
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    entries: Vec<serde_json::Value>,
+}
+
+impl Tally {
+    /// Writes the report, prints the summary line, and picks the exit code.
+    fn finish(self, report: &Path) -> ExitCode {
+        let document = json!({
+            "passed": self.passed,
+            "failed": self.failed,
+            "cases": self.entries,
+        });
+        if let Err(error) = write_report(report, &document) {
+            eprintln!("warning: cannot write {}: {error}", report.display());
+        }
+        println!("{} passed, {} failed", self.passed, self.failed);
+        if self.failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads the HTTP cases whose id matches `glob`.
+fn http_cases(vectors: &Path, glob: &str) -> std::io::Result<Vec<HttpCase>> {
+    let mut cases = Vec::new();
+    for path in files_with_extension(&vectors.join("http"), "http")? {
+        let text = std::fs::read_to_string(&path)?;
+        let parsed = parse_http_cases(&text)
+            .map_err(|error| std::io::Error::other(format!("{}: {error}", path.display())))?;
+        cases.extend(
+            parsed
+                .into_iter()
+                .filter(|case| glob_matches(glob, &case.id)),
+        );
+    }
+    Ok(cases)
+}
+
+/// Runs the HTTP cases; those needing other server flags get a server of
+/// their own under `--spawn`, and are listed as not run against `--server`.
+fn run_http(addr: SocketAddr, cases: &[HttpCase], args: &Args, tally: &mut Tally) {
+    let timeout = Duration::from_secs(args.timeout);
+    let default_flags = vec!["--echo".to_owned()];
+
+    for case in cases {
+        let flags = case.server_flags();
+        let skip = case.unsupported.clone().or_else(|| {
+            (flags != default_flags && args.spawn.is_none())
+                .then(|| format!("needs a server started with {}", flags.join(" ")))
+        });
+        if let Some(reason) = skip {
+            println!("UNSUPPORTED {} {reason}", case.id);
+            tally
+                .entries
+                .push(json!({"id": case.id, "verdict": "unsupported", "reason": reason}));
+            continue;
+        }
+
+        let started = Instant::now();
+        let result = if flags == default_flags {
+            run_live(addr, case, timeout)
+        } else {
+            spawn_for(args, &flags)
+                .and_then(|(server_addr, _server)| run_live(server_addr, case, timeout))
+        };
+        let failures = match result.map_err(|e| vec![e]) {
+            Ok(response) => judge_http(case, &response).err().unwrap_or_default(),
+            Err(failures) => failures,
+        };
+        let millis = started.elapsed().as_millis() as u64;
+        if failures.is_empty() {
+            tally.passed += 1;
+            println!("PASS {} ({millis} ms) {}", case.id, case.about);
+        } else {
+            tally.failed += 1;
+            println!("FAIL {} {}", case.id, case.about);
+            for failure in &failures {
+                println!("     - {failure}");
+            }
+        }
+        tally.entries.push(json!({
+            "id": case.id,
+            "about": case.about,
+            "verdict": if failures.is_empty() { "pass" } else { "fail" },
+            "failures": failures,
+            "millis": millis,
+        }));
+    }
+}
+
+/// Starts the `--spawn` backend with `flags`.
+fn spawn_for(args: &Args, flags: &[String]) -> Result<(SocketAddr, ServerProcess), String> {
+    let name = backend_binary(args.spawn.as_deref())?;
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = ServerProcess::start(&locate_binary(name, name), &flags)
+        .map_err(|error| format!("cannot start {name}: {error}"))?;
+    Ok((server.addr(), server))
+}
+
+/// Returns the binary of a `--spawn` backend name.
+fn backend_binary(spawn: Option<&str>) -> Result<&'static str, String> {
+    match spawn {
+        Some("smol") => Ok("natter-smol"),
+        Some("std") => Ok("natter-std"),
+        Some(other) => Err(format!("unknown backend `{other}`: smol or std")),
+        None => Err("give --server URL or --spawn smol|std".to_owned()),
+    }
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -106,12 +231,7 @@ fn target(args: &Args) -> Result<(SocketAddr, Option<ServerProcess>), String> {
         return Ok((addr, None));
     }
 
-    let name = match args.spawn.as_deref() {
-        Some("smol") => "natter-smol",
-        Some("std") => "natter-std",
-        Some(other) => return Err(format!("unknown backend `{other}`: smol or std")),
-        None => return Err("give --server URL or --spawn smol|std".to_owned()),
-    };
+    let name = backend_binary(args.spawn.as_deref())?;
     let binary = locate_binary(name, name);
     let server = ServerProcess::start(&binary, &["--echo", "--no-rate-limit"])
         .map_err(|error| format!("cannot start {name}: {error}"))?;
@@ -120,7 +240,7 @@ fn target(args: &Args) -> Result<(SocketAddr, Option<ServerProcess>), String> {
 
 /// Runs every case, a few at once, prints one line each and the summary,
 /// and writes the report.
-fn run_all(addr: SocketAddr, cases: &[WsCase], args: &Args, report: &Path) -> ExitCode {
+fn run_all(addr: SocketAddr, cases: &[WsCase], args: &Args, tally: &mut Tally) {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..cases.len()).map(|_| None).collect());
     let timeout = Duration::from_secs(args.timeout);
@@ -156,12 +276,11 @@ fn run_all(addr: SocketAddr, cases: &[WsCase], args: &Args, report: &Path) -> Ex
     });
 
     let results = results.into_inner().unwrap_or_default();
-    summarise(cases, &results, report)
+    summarise(cases, &results, tally);
 }
 
-fn summarise(cases: &[WsCase], results: &[Option<Outcome>], report: &Path) -> ExitCode {
-    let (mut passed, mut failed) = (0, 0);
-    let mut entries = Vec::new();
+fn summarise(cases: &[WsCase], results: &[Option<Outcome>], tally: &mut Tally) {
+    let (passed, failed, entries) = (&mut tally.passed, &mut tally.failed, &mut tally.entries);
 
     for (case, outcome) in cases.iter().zip(results) {
         let Some(outcome) = outcome else {
@@ -171,14 +290,14 @@ fn summarise(cases: &[WsCase], results: &[Option<Outcome>], report: &Path) -> Ex
             continue;
         };
         let verdict = if outcome.failures.is_empty() {
-            passed += 1;
+            *passed += 1;
             println!("PASS {} ({} ms) {}", case.id, outcome.millis, case.about);
             if let Some(alternative) = &outcome.alternative {
                 println!("     accepted as: {alternative}");
             }
             "pass"
         } else {
-            failed += 1;
+            *failed += 1;
             println!("FAIL {} {}", case.id, case.about);
             println!("     expected: {}", describe_expectation(case).join("; "));
             println!("     seen:     {}", outcome.seen.describe().join("; "));
@@ -197,17 +316,6 @@ fn summarise(cases: &[WsCase], results: &[Option<Outcome>], report: &Path) -> Ex
             "alternative": outcome.alternative,
             "millis": outcome.millis as u64,
         }));
-    }
-
-    let document = json!({"passed": passed, "failed": failed, "cases": entries});
-    if let Err(error) = write_report(report, &document) {
-        eprintln!("warning: cannot write {}: {error}", report.display());
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     }
 }
 
