@@ -401,22 +401,11 @@ impl Connection {
     /// silent peer, or stops waiting for the peer's close.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
-        match &self.state {
+        match self.state {
             State::Open => self.check_heartbeat(now),
-            State::ClosedByUs {
-                code,
-                reason,
-                deadline,
-            } => {
+            State::ClosedByUs { deadline, .. } => {
                 if deadline.is_some_and(|deadline| now >= deadline) {
-                    let (code, reason) = (code.get(), reason.clone());
-                    self.finish(
-                        Some(code),
-                        reason,
-                        CloseCause::ClosedByUs {
-                            acknowledged: false,
-                        },
-                    );
+                    self.finish_unanswered();
                 }
             }
             State::Finished => {}
@@ -775,6 +764,17 @@ impl Connection {
                     self.finish(code, "timed out".into(), CloseCause::TimedOut);
                 }
             }
+        }
+    }
+
+    /// Gives up waiting for the peer's answer to our close.
+    fn finish_unanswered(&mut self) {
+        if let State::ClosedByUs { code, reason, .. } = &self.state {
+            let (code, reason) = (code.get(), reason.clone());
+            let cause = CloseCause::ClosedByUs {
+                acknowledged: false,
+            };
+            self.finish(Some(code), reason, cause);
         }
     }
 
