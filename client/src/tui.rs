@@ -47,7 +47,8 @@ enum UiEvent {
 /// Raw mode and the alternate screen, left again when dropped, however the
 /// UI ends.
 pub struct TerminalGuard {
-    out: AlternateScreen<RawTerminal<io::Stdout>>,
+    /// Always `Some` until dropped; taken so that it can be dropped first.
+    out: Option<AlternateScreen<RawTerminal<io::Stdout>>>,
 }
 
 impl TerminalGuard {
@@ -58,16 +59,30 @@ impl TerminalGuard {
     /// Fails when stdout is not a terminal whose mode can be changed.
     pub fn enter() -> io::Result<TerminalGuard> {
         let out = io::stdout().into_raw_mode()?.into_alternate_screen()?;
-        Ok(TerminalGuard { out })
+        Ok(TerminalGuard { out: Some(out) })
+    }
+
+    /// Writes a whole screen.
+    fn draw(&mut self, screen: &Screen) -> io::Result<()> {
+        match &mut self.out {
+            Some(out) => draw(out, screen),
+            None => Ok(()),
+        }
     }
 }
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        // The fields' own drops then leave the alternate screen and restore
-        // the saved terminal mode.
-        let _ = write!(self.out, "{}{}", style::Reset, cursor::Show);
-        let _ = self.out.flush();
+        let Some(mut out) = self.out.take() else {
+            return;
+        };
+        let _ = write!(out, "{}{}", style::Reset, cursor::Show);
+
+        // Dropping leaves the alternate screen and restores the saved mode;
+        // the switch is only buffered, so flush it now, before anything
+        // (a panic message) is printed that it would otherwise hide.
+        drop(out);
+        let _ = io::stdout().flush();
     }
 }
 
@@ -111,7 +126,7 @@ pub fn run(mut state: ClientState, config: NetConfig, max_line_bytes: usize) -> 
             ui.page = usize::from(size.1).saturating_sub(3).max(1);
             let screen = render(&state, usize::from(size.0), usize::from(size.1));
             state.scroll = screen.scroll;
-            draw(&mut guard.out, &screen)?;
+            guard.draw(&screen)?;
         }
 
         match rx.recv_timeout(TICK) {
