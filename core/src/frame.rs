@@ -314,10 +314,7 @@ impl FrameDecoder {
         FrameDecoder {
             masking,
             max_payload,
-            state: DecodeState::ExpectHeader {
-                buf: [0; MAX_HEADER_LEN],
-                filled: 0,
-            },
+            state: DecodeState::expect_header(),
         }
     }
 
@@ -346,25 +343,22 @@ impl FrameDecoder {
             DecodeState::Failed(error) => Err(*error),
             DecodeState::ExpectHeader { buf, filled } => {
                 let read = read_header(buf, filled, input, self.masking, self.max_payload);
-                let (consumed, header) = match read {
-                    Ok(read) => read,
-                    Err(error) => {
-                        self.state = DecodeState::Failed(error);
-                        return Err(error);
-                    }
-                };
+                let (consumed, header) = read.inspect_err(|error| {
+                    self.state = DecodeState::Failed(*error);
+                })?;
                 let Some(header) = header else {
                     return Ok(Decoded::NeedMore);
                 };
-                if header.payload_len > 0 {
-                    self.state = DecodeState::ExpectPayload {
+
+                self.state = if header.payload_len > 0 {
+                    DecodeState::ExpectPayload {
                         mask: header.mask,
                         offset: 0,
                         remaining: header.payload_len,
-                    };
+                    }
                 } else {
-                    *filled = 0;
-                }
+                    DecodeState::expect_header()
+                };
                 Ok(Decoded::Header { header, consumed })
             }
             DecodeState::ExpectPayload {
@@ -372,31 +366,51 @@ impl FrameDecoder {
                 offset,
                 remaining,
             } => {
-                let take = input
-                    .len()
-                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
-                let start = payload.len();
-                payload.extend_from_slice(&input[..take]);
-                if let Some(key) = *mask {
-                    apply_mask(&mut payload[start..], key, *offset);
-                    *offset = (*offset + take) & 3;
-                }
-                *remaining -= take as u64;
-
+                let consumed = take_payload(input, payload, *mask, offset, remaining);
                 let frame_done = *remaining == 0;
                 if frame_done {
-                    self.state = DecodeState::ExpectHeader {
-                        buf: [0; MAX_HEADER_LEN],
-                        filled: 0,
-                    };
+                    self.state = DecodeState::expect_header();
                 }
                 Ok(Decoded::Payload {
-                    consumed: take,
+                    consumed,
                     frame_done,
                 })
             }
         }
     }
+}
+
+impl DecodeState {
+    /// Returns the state at the start of a frame.
+    fn expect_header() -> DecodeState {
+        DecodeState::ExpectHeader {
+            buf: [0; MAX_HEADER_LEN],
+            filled: 0,
+        }
+    }
+}
+
+/// Appends as much of the frame's remaining payload as `input` holds to
+/// `payload`, unmasked, advances the key offset and the count, and returns
+/// the bytes taken.
+fn take_payload(
+    input: &[u8],
+    payload: &mut Vec<u8>,
+    mask: Option<[u8; 4]>,
+    offset: &mut usize,
+    remaining: &mut u64,
+) -> usize {
+    let take = input
+        .len()
+        .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+    let start = payload.len();
+    payload.extend_from_slice(&input[..take]);
+    if let Some(key) = mask {
+        apply_mask(&mut payload[start..], key, *offset);
+        *offset = (*offset + take) & 3;
+    }
+    *remaining -= take as u64;
+    take
 }
 
 /// Gathers header bytes from `input` into `buf`, checking each field as
