@@ -614,6 +614,27 @@ mod tests {
     }
 
     #[test]
+    fn random_text_always_fits_the_screen() {
+        let mut rng = fastrand::Rng::with_seed(42);
+        let alphabet = [
+            'a', ' ', '日', '🦀', 'e', '\u{301}', '\u{1b}', '\u{9b}', '\u{202e}', '\n',
+        ];
+        for _ in 0..300 {
+            let mut text = String::new();
+            for _ in 0..rng.usize(0..80) {
+                text.push(alphabet[rng.usize(..alphabet.len())]);
+            }
+            let mut state = state_with(vec![chat(&text, "bbbbbbbb", &text)]);
+            text.chars().for_each(|c| state.input.insert(c));
+            state.scroll = rng.usize(0..5);
+            let (width, height) = (rng.usize(0..90), rng.usize(0..12));
+            let screen = render(&state, width, height);
+            assert_exact_size(&screen, width, height);
+            assert!(height == 0 || screen.cursor.0 < width.max(1));
+        }
+    }
+
+    #[test]
     fn tiny_terminals_do_not_panic() {
         let mut state = state_with(vec![chat("bo", "bbbbbbbb", "日本語 text")]);
         state.input.insert('日');
