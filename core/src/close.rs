@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::utf8::InvalidUtf8;
+use crate::utf8::{self, InvalidUtf8};
 
 /// The longest close reason that fits a control frame beside its code.
 pub const MAX_REASON_LEN: usize = 123;
@@ -138,11 +138,7 @@ pub fn parse_close_payload(payload: &[u8]) -> Result<Option<(CloseCode, &str)>, 
     };
 
     let code = CloseCode::new(code).ok_or(InvalidClose::Code { code })?;
-    let reason = std::str::from_utf8(reason).map_err(|error| {
-        InvalidClose::Reason(InvalidUtf8 {
-            offset: error.valid_up_to() as u64,
-        })
-    })?;
+    let reason = utf8::validate(reason).map_err(InvalidClose::Reason)?;
     Ok(Some((code, reason)))
 }
 
@@ -213,7 +209,8 @@ mod tests {
     #[test]
     fn invalid_reason_answers_invalid_payload() {
         let error = parse_close_payload(&payload(1000, b"ok\xCE\xBA\xE1\xBD")).unwrap_err();
-        assert_eq!(error, InvalidClose::Reason(InvalidUtf8 { offset: 4 }));
+        // The reason stops inside a sequence: the fault is at its end.
+        assert_eq!(error, InvalidClose::Reason(InvalidUtf8 { offset: 6 }));
         assert_eq!(error.close_code(), CloseCode::INVALID_PAYLOAD);
     }
 

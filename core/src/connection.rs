@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::close::{self, CloseCode, InvalidClose, ABNORMAL_CLOSURE};
 use crate::config::ServerConfig;
 use crate::frame::{encode_frame, Decoded, FrameDecoder, FrameError, FrameHeader, Masking, OpCode};
-use crate::utf8::{InvalidUtf8, Utf8Validator};
+use crate::utf8::{self, InvalidUtf8, Utf8Validator};
 
 /// The most discarded payload bytes handled in one step.
 const DISCARD_PIECE: usize = 4096;
@@ -680,7 +680,11 @@ impl Connection {
                 }
                 match String::from_utf8(data) {
                     Ok(text) => Message::Text(text),
-                    Err(error) => return Err(ProtocolError::InvalidUtf8(first_invalid(&error))),
+                    Err(error) => {
+                        let invalid = utf8::validate(error.as_bytes()).err();
+                        let invalid = invalid.unwrap_or(InvalidUtf8 { offset: 0 });
+                        return Err(ProtocolError::InvalidUtf8(invalid));
+                    }
                 }
             }
             None => return Ok(()),
@@ -832,20 +836,6 @@ impl Connection {
     fn queue_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         let mask = self.rng.as_mut().map(|rng| rng.u32(..).to_ne_bytes());
         encode_frame(&mut self.transmit, opcode, true, payload, mask);
-    }
-}
-
-/// Locates the first bad byte of a text that `String::from_utf8` refused.
-fn first_invalid(error: &std::string::FromUtf8Error) -> InvalidUtf8 {
-    let mut validator = Utf8Validator::new();
-    match validator
-        .feed(error.as_bytes())
-        .and_then(|()| validator.finish())
-    {
-        Err(invalid) => invalid,
-        Ok(()) => InvalidUtf8 {
-            offset: error.utf8_error().valid_up_to() as u64,
-        },
     }
 }
 

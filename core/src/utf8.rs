@@ -151,6 +151,25 @@ impl Utf8Validator {
     }
 }
 
+/// Checks a complete text in one go and returns it as a `str`.
+///
+/// # Errors
+///
+/// Returns the position of the first byte that cannot start or continue a
+/// valid sequence, or the length of `bytes` when it ends inside one.
+pub fn validate(bytes: &[u8]) -> Result<&str, InvalidUtf8> {
+    std::str::from_utf8(bytes).map_err(|_| {
+        let mut validator = Utf8Validator::new();
+        match validator.feed(bytes).and_then(|()| validator.finish()) {
+            Err(error) => error,
+            // from_utf8 and the validator agree; this arm is never taken.
+            Ok(()) => InvalidUtf8 {
+                offset: bytes.len() as u64,
+            },
+        }
+    })
+}
+
 /// Returns the position, within an invalid sequence of `len` bytes that
 /// `from_utf8` reported at the front of `tail`, of the byte that broke it.
 ///
@@ -236,6 +255,16 @@ mod tests {
         validator.feed(b"\x80").unwrap();
         assert!(!validator.is_mid_sequence());
         assert_eq!(validator.finish(), Ok(()));
+    }
+
+    #[test]
+    fn whole_text_check_names_the_offending_byte() {
+        assert_eq!(validate("ok €".as_bytes()), Ok("ok €"));
+        assert_eq!(
+            validate(b"ab\xF4\x90\x80\x80"),
+            Err(InvalidUtf8 { offset: 3 })
+        );
+        assert_eq!(validate(b"ab\xE2\x82"), Err(InvalidUtf8 { offset: 4 }));
     }
 
     #[test]
