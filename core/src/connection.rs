@@ -303,7 +303,6 @@ struct FrameInProgress {
 /// server.handle_input(now, &wire);
 /// assert_eq!(server.poll_event(), Some(Event::Message(Message::Text("hello".into()))));
 /// ```
-#[derive(Debug)]
 pub struct Connection {
     config: ConnectionConfig,
     /// The masking key source; present only for a client.
@@ -329,6 +328,25 @@ pub struct Connection {
     now: Instant,
     last_activity: Instant,
     ping_sent_at: Option<Instant>,
+}
+
+/// Shows the state and buffer sizes, never message contents or keys.
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Open if self.pending_end.is_some() => "ending",
+            State::Open => "open",
+            State::ClosedByUs { .. } => "closed by us",
+            State::Finished => "finished",
+        };
+        f.debug_struct("Connection")
+            .field("client", &self.rng.is_some())
+            .field("state", &state)
+            .field("message_bytes", &self.message_buf.len())
+            .field("transmit_bytes", &self.transmit.len())
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
@@ -1550,6 +1568,19 @@ mod tests {
         }
         assert!(!pair.client.is_closed() && !pair.server.is_closed());
         assert!(events(&mut pair.server).contains(&Event::Pong(Vec::new())));
+    }
+
+    #[test]
+    fn debug_output_shows_no_message_text() {
+        let (mut conn, now) = server();
+        conn.handle_input(now, &masked(OpCode::Text, false, b"secret words"));
+        conn.send_text("private reply").unwrap();
+        let shown = format!("{conn:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("private"),
+            "{shown}"
+        );
+        assert!(shown.contains("message_bytes: 12"), "{shown}");
     }
 
     #[test]
