@@ -17,16 +17,42 @@
 //!   socket: it drains the member's bounded queue with one vectored write
 //!   per batch, so a slow peer never holds up the room.
 //!
-//! Every connection thread runs on a small stack (see
-//! [`server::THREAD_STACK_BYTES`]) and a member's memory is bounded: one
-//! read buffer, the core's per-connection state, and a queue of shared
-//! frames capped by `--max-queue-bytes`.
+//! Every connection thread runs on a 96 KiB stack, of which it touches about
+//! 10 KiB, and a member's memory is bounded: one 4 KiB read buffer, the
+//! core's per-connection state, and a queue of shared frames capped by
+//! `--max-queue-bytes`.
 //!
 //! # Cost and capacity
 //!
-//! See the figures measured for this crate in its README section of the
-//! report; in short, an idle member costs two threads and a few tens of KiB
-//! of resident memory.
+//! Measured on a release build pinned to one core (`taskset`), driven over
+//! loopback by `natter-load` on a second core:
+//!
+//! - Threads: 2 (main, accept), plus 2 per member, or 1 per connection
+//!   still in its handshake.
+//! - RSS: 3.0 MiB at start; 34.7 MiB with 1,000 idle members and 158 MiB
+//!   with 5,000, so 31.7 KiB per member, about 20 KiB of it the touched
+//!   pages of its two stacks.
+//! - One room of 100 with 10 senders, no rate limit: 1.8 M deliveries/s at
+//!   100 % of the core (0.55 µs each), p50 latency 4.6 ms.
+//! - 100 rooms of 10, every member sending a line a second: 10,000
+//!   deliveries/s at 8 % of the core, p50 latency 4.2 ms.
+//! - One room of 1,000 with one sender at 10 lines/s: 10,000 deliveries/s
+//!   at 20 % of the core, p50 latency 12 ms.
+//! - Churn (connect, join, welcome, leave): 3,300 a second at 52 % of the
+//!   core.
+//!
+//! A delivery costs one thread wake-up and one write when lines come one at
+//! a time (8 to 20 µs) and far less in bursts, when a writer sends many
+//! frames with one vectored write. Memory is what runs out first: the server
+//! is meant for up to about 2,000 members on one core (some 65 MiB), with
+//! `--max-connections` set to what the board's memory allows; the default of
+//! 10,000 would take about 320 MiB and 20,000 threads.
+//!
+//! # Known limits
+//!
+//! `/echo` connections are not sent 1001 on shutdown: their thread writes the
+//! socket itself (that is the endpoint's backpressure), so they are cut when
+//! the process exits after the grace period.
 #![forbid(unsafe_code)]
 
 mod outlet;
@@ -85,10 +111,7 @@ fn main() -> ExitCode {
         log::error!("cannot start the accept thread: {e}");
         return ExitCode::FAILURE;
     }
-    log::info!(
-        "listening on {addr} (max {} connections)",
-        server.config().max_connections
-    );
+    log::info!("listening on {addr}");
 
     if let Some(signal) = signals.forever().next() {
         log::info!("signal {signal} received");

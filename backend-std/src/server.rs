@@ -114,6 +114,10 @@ impl Server {
             match incoming {
                 Ok(stream) => self.admit(stream),
                 Err(e) if is_transient(&e) => log::debug!("accept: {e}"),
+                Err(e) if is_out_of_resources(&e) => {
+                    log::warn!("accept: {e}; pausing before the next one");
+                    thread::sleep(ACCEPT_BACKOFF);
+                }
                 Err(e) => {
                     log::error!("accept failed: {e}");
                     thread::sleep(ACCEPT_BACKOFF);
@@ -218,6 +222,13 @@ fn is_transient(e: &io::Error) -> bool {
             | io::ErrorKind::Interrupted
             | io::ErrorKind::WouldBlock
     )
+}
+
+/// Says whether an accept error is a local limit (descriptors, memory)
+/// that passes once connections end.
+fn is_out_of_resources(e: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS and ENOMEM on Linux.
+    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
 }
 
 /// Connects to our own listener so a blocked `accept` returns and sees the

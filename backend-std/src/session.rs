@@ -408,12 +408,20 @@ fn log_departure(room_code: &str, peer: &Peer, info: &CloseInfo) {
         .code
         .map_or_else(|| "none".to_string(), |c| c.to_string());
     let session = peer.session_label();
-    match &info.cause {
+    let why = match &info.cause {
         CloseCause::ClosedByPeer | CloseCause::ClosedByUs { acknowledged: true } => {
             log::debug!("room {room_code}: member {session} left (close {code})");
+            return;
         }
-        cause => {
-            log::info!("room {room_code}: member {session} lost (close {code}, {cause:?})");
-        }
-    }
+        CloseCause::ClosedByUs {
+            acknowledged: false,
+        } => "no answer to our close".to_string(),
+        CloseCause::Violation(error) => format!("protocol violation: {error}"),
+        CloseCause::TimedOut => "silent through a ping".to_string(),
+        CloseCause::ConnectionLost => "connection lost".to_string(),
+    };
+    log::info!(
+        "room {room_code}: member {session} lost from {} (close {code}, {why})",
+        peer.addr
+    );
 }
