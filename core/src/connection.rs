@@ -12,6 +12,9 @@ use crate::utf8::{self, InvalidUtf8, Utf8Validator};
 /// The most discarded payload bytes handled in one step.
 const DISCARD_PIECE: usize = 4096;
 
+/// The most transmit buffer capacity kept once its bytes are handed out.
+const KEEP_TRANSMIT_CAPACITY: usize = 64 * 1024;
+
 /// Which end of the connection this endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -451,6 +454,11 @@ impl Connection {
         } else {
             out.extend_from_slice(&self.transmit);
             self.transmit.clear();
+        }
+
+        // An idle connection should not keep the room a large message took.
+        if self.transmit.capacity() > KEEP_TRANSMIT_CAPACITY {
+            self.transmit = Vec::new();
         }
         true
     }
