@@ -1,7 +1,7 @@
 //! The listener: the accept loop, the connection limit, one thread per
 //! connection, and the shutdown that closes every member with 1001.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -203,12 +203,24 @@ impl Server {
 /// Writes a refusal to a connection that has no thread of its own: the
 /// response is small and the socket's send buffer empty, so a non-blocking
 /// write takes it whole or the peer loses nothing it could use.
+///
+/// What the peer already sent is read and dropped first, as far as it has
+/// arrived, so that closing over unread input is less likely to reset the
+/// connection before the peer reads the answer.
 fn refuse_now(mut stream: &TcpStream, peer: SocketAddr, refusal: &Refusal, metrics: &Metrics) {
     log::debug!("{peer}: refused: {refusal}");
     metrics.refused(refusal.status());
     let _ = stream.set_nonblocking(true);
     if let Ok(count) = stream.write(&refusal.to_bytes()) {
         metrics.bytes_sent(count);
+    }
+
+    let mut sink = [0; 2048];
+    for _ in 0..4 {
+        match stream.read(&mut sink) {
+            Ok(n) if n > 0 => metrics.bytes_received(n),
+            _ => break,
+        }
     }
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
