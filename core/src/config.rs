@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Every limit and timeout a natter server enforces.
 ///
 /// `Default` gives the values the protocol documents; both servers build one
-/// from their command line (see [`crate::cli`] with the `cli` feature).
+/// from their command line (the `cli` module, behind the `cli` feature).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Largest accepted HTTP request head, in bytes (over it: 431).
