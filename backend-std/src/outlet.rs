@@ -230,6 +230,16 @@ impl Outlet {
         self.lock().phase != Phase::Open
     }
 
+    /// Returns a copy of every chunk queued, without waiting.
+    #[cfg(test)]
+    pub fn snapshot(&self) -> Vec<Vec<u8>> {
+        self.lock()
+            .queue
+            .iter()
+            .map(|c| c.bytes().to_vec())
+            .collect()
+    }
+
     /// Returns the bytes queued and in flight.
     #[cfg(test)]
     fn queued_bytes(&self) -> usize {

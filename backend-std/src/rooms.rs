@@ -240,3 +240,117 @@ fn drop_member(room: &mut Room<Arc<Peer>>, id: MemberId, metrics: &Metrics) -> O
     peer.close(CloseCode::POLICY_VIOLATION, "queue over its bound");
     Some(leave)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+
+    use natter_core::connection::{Connection, ConnectionConfig, Role};
+    use natter_core::names::{SessionId, UserName};
+
+    use super::*;
+
+    /// Returns a peer on a loopback socket pair (the far end is returned to
+    /// keep it open) whose queue holds `limit` bytes.
+    fn peer(session: &str, limit: usize) -> (Arc<Peer>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let far = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (near, addr) = listener.accept().unwrap();
+        let config = ConnectionConfig::chat(&natter_core::config::ServerConfig::default());
+        let conn = Connection::new(Role::Server, config, Instant::now());
+        let session = SessionId::parse(session).unwrap();
+        (Arc::new(Peer::new(near, addr, conn, session, limit)), far)
+    }
+
+    fn member(session: &str) -> Member {
+        Member {
+            user_name: UserName::parse("u").unwrap(),
+            session_id: SessionId::parse(session).unwrap(),
+        }
+    }
+
+    fn payloads(peer: &Peer) -> Vec<String> {
+        peer.outlet
+            .snapshot()
+            .iter()
+            .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+            .collect()
+    }
+
+    fn rooms() -> Rooms {
+        Rooms::new(None, Arc::new(Metrics::new()))
+    }
+
+    #[test]
+    fn joiner_gets_the_response_then_its_welcome_and_others_the_join() {
+        let rooms = rooms();
+        let code = RoomCode::parse("r").unwrap();
+        let (ana, _a) = peer("session-a", 1 << 20);
+        let (bo, _b) = peer("session-b", 1 << 20);
+        rooms
+            .join(&code, member("session-a"), &ana, b"101".to_vec())
+            .unwrap();
+        rooms
+            .join(&code, member("session-b"), &bo, b"101".to_vec())
+            .unwrap();
+
+        let ana_seen = payloads(&ana);
+        assert_eq!(ana_seen.len(), 3);
+        assert!(ana_seen[1].contains("\"welcome\""));
+        assert!(ana_seen[2].contains("\"join\"") && ana_seen[2].contains("session-b"));
+        let bo_seen = payloads(&bo);
+        assert_eq!(bo_seen[0], "101");
+        assert!(bo_seen[1].contains("\"welcome\""));
+        assert_eq!(bo_seen.len(), 2);
+    }
+
+    #[test]
+    fn duplicate_session_leaves_no_room_behind() {
+        let rooms = rooms();
+        let code = RoomCode::parse("r").unwrap();
+        let (first, _a) = peer("session-a", 1 << 20);
+        let (second, _b) = peer("session-a", 1 << 20);
+        let (room, id) = rooms
+            .join(&code, member("session-a"), &first, Vec::new())
+            .unwrap();
+        assert!(rooms
+            .join(&code, member("session-a"), &second, Vec::new())
+            .is_err());
+        assert!(second.outlet.snapshot().is_empty());
+
+        assert!(rooms.leave(&code, &room, id));
+        assert!(lock(&rooms.map).is_empty());
+    }
+
+    #[test]
+    fn member_over_its_bound_is_dropped_and_the_others_see_it_leave() {
+        let rooms = rooms();
+        let code = RoomCode::parse("r").unwrap();
+        let (sender, _a) = peer("session-a", 1 << 20);
+        let (slow, _b) = peer("session-b", 600);
+        let (room, sender_id) = rooms
+            .join(&code, member("session-a"), &sender, Vec::new())
+            .unwrap();
+        let (_, slow_id) = rooms
+            .join(&code, member("session-b"), &slow, Vec::new())
+            .unwrap();
+
+        let mut wakes = Wakes::default();
+        for _ in 0..10 {
+            rooms.handle_text(&room, sender_id, &"x".repeat(100), &mut wakes);
+        }
+        wakes.wake_all();
+
+        let seen = payloads(&sender);
+        let leave = seen.iter().position(|event| event.contains("\"leave\""));
+        assert!(leave.is_some_and(|at| at < seen.len() - 1), "{seen:?}");
+        // The slow member's queue was emptied for its close frame (1008).
+        let slow_seen = slow.outlet.snapshot();
+        assert_eq!(slow_seen.len(), 1);
+        assert_eq!(slow_seen[0][0], 0x88);
+        assert_eq!(&slow_seen[0][2..4], &1008u16.to_be_bytes());
+        // Its own leave later finds it gone, and the room stays for the sender.
+        assert!(!rooms.leave(&code, &room, slow_id));
+        assert_eq!(lock(&room).len(), 1);
+    }
+}
