@@ -68,6 +68,7 @@ use std::thread;
 
 use clap::Parser;
 use natter_core::cli::ServerArgs;
+use natter_core::config::ServerConfig;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -76,6 +77,7 @@ use crate::server::Server;
 fn main() -> ExitCode {
     let args = ServerArgs::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&args.log_level))
+        .format_timestamp_millis()
         .init();
 
     let listener = match TcpListener::bind(args.listen) {
@@ -112,10 +114,53 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     log::info!("listening on {addr}");
+    log_limits(server.config());
 
     if let Some(signal) = signals.forever().next() {
-        log::info!("signal {signal} received");
+        log::info!("signal {signal}: shutting down");
     }
+    exit_on_second_signal(signals);
     server.shut_down(addr);
     ExitCode::SUCCESS
+}
+
+/// Logs every limit in force, once, at start.
+fn log_limits(config: &ServerConfig) {
+    let rate = config.rate_limit.map_or_else(
+        || "off".to_string(),
+        |limit| format!("{} lines then {}/s", limit.burst, limit.per_second),
+    );
+    let echo = if config.echo_enabled { "on" } else { "off" };
+    log::info!(
+        "limits: {} connections, head {} B, chat line {} B, echo {echo} up to {} B, \
+         queue {} B, rate {rate}, handshake {:?}, ping after {:?}, pong timeout {:?}, \
+         close timeout {:?}, shutdown grace {:?}",
+        config.max_connections,
+        config.max_head_bytes,
+        config.max_chat_bytes,
+        config.max_echo_bytes,
+        config.max_queue_bytes,
+        config.handshake_timeout,
+        config.idle_ping_after,
+        config.pong_timeout,
+        config.close_timeout,
+        config.shutdown_grace,
+    );
+}
+
+/// Lets a second SIGINT or SIGTERM end the process at once, for someone
+/// who will not wait out the shutdown grace.
+fn exit_on_second_signal(mut signals: Signals) {
+    let spawned = thread::Builder::new()
+        .name("signals".into())
+        .stack_size(server::THREAD_STACK_BYTES)
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                log::warn!("second signal {signal}: exiting now");
+                std::process::exit(1);
+            }
+        });
+    if let Err(e) = spawned {
+        log::debug!("no thread for a second signal: {e}");
+    }
 }
