@@ -87,7 +87,9 @@ impl Utf8Validator {
         };
         let rest_at = bytes.len() - rest.len();
 
-        match std::str::from_utf8(rest) {
+        // SIMD validation of the bulk; the error it reports carries the same
+        // `valid_up_to` and `error_len` as the standard library's.
+        match simdutf8::compat::from_utf8(rest) {
             Ok(_) => Ok(()),
             Err(error) => {
                 let valid = error.valid_up_to();
