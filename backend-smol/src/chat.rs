@@ -3,6 +3,7 @@
 //! control frames behind the room's frames.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -133,7 +134,11 @@ impl MemberReader<'_> {
         leftover: Vec<u8>,
         kicked: Receiver<()>,
     ) -> CloseInfo {
+        // The two signals are waited on by futures that live as long as the
+        // loop, so no wakeup registers and drops a listener again.
         let shutdown = self.server.shutdown_signal();
+        let mut shutdown = pin!(shutdown.recv());
+        let mut kicked = pin!(kicked.recv());
         let mut watch_shutdown = true;
         let mut watch_kick = true;
         let mut deadline = Deadline::new();
@@ -156,14 +161,14 @@ impl MemberReader<'_> {
                 if !watch_shutdown {
                     future::pending::<()>().await;
                 }
-                let _ = shutdown.recv().await;
+                let _ = shutdown.as_mut().await;
                 Wake::Shutdown
             };
             let kick = async {
                 if !watch_kick {
                     future::pending::<()>().await;
                 }
-                let _ = kicked.recv().await;
+                let _ = kicked.as_mut().await;
                 Wake::Kicked
             };
             let timer = async {

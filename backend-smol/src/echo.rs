@@ -5,6 +5,7 @@
 //! does not read its answers stops being read.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -68,7 +69,10 @@ pub async fn run(
 
 /// Runs the echo loop until the connection finishes; returns how it did.
 async fn drive(server: &Server, stream: &mut TcpStream, conn: &mut Connection) -> CloseInfo {
+    // One future waits for the shutdown for the whole loop, so no wakeup
+    // registers and drops a listener again.
     let shutdown = server.shutdown_signal();
+    let mut shutdown = pin!(shutdown.recv());
     let mut watch_shutdown = true;
     let mut deadline = Deadline::new();
     let mut buf = vec![0u8; READ_CHUNK];
@@ -96,7 +100,7 @@ async fn drive(server: &Server, stream: &mut TcpStream, conn: &mut Connection) -
             if !watch_shutdown {
                 future::pending::<()>().await;
             }
-            let _ = shutdown.recv().await;
+            let _ = shutdown.as_mut().await;
             Wake::Shutdown
         };
         let timer = async {

@@ -10,7 +10,7 @@ use async_channel::{Receiver, Sender};
 use async_net::TcpListener;
 use futures_lite::FutureExt;
 use natter_core::config::ServerConfig;
-use natter_core::metrics::Metrics;
+use natter_core::metrics::{Metrics, OpenConnection};
 use smol::{Executor, Timer};
 
 use crate::rooms::Rooms;
@@ -49,25 +49,26 @@ impl Server {
     /// over the connection limit.
     pub fn open_connection(self: &Arc<Self>) -> (ConnectionGuard, bool) {
         let held = self.connections.fetch_add(1, Ordering::AcqRel) + 1;
-        self.metrics.connection_opened();
         let guard = ConnectionGuard {
             server: Arc::clone(self),
+            _open: self.metrics.track_connection(),
             _alive: self.alive.clone(),
         };
         (guard, held > self.config.max_connections)
     }
 }
 
-/// Keeps one connection counted until it is dropped.
+/// Keeps one connection counted, by the limit and by the metrics, until it
+/// is dropped.
 pub struct ConnectionGuard {
     server: Arc<Server>,
+    _open: OpenConnection,
     _alive: Sender<()>,
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.server.connections.fetch_sub(1, Ordering::AcqRel);
-        self.server.metrics.connection_closed();
     }
 }
 
