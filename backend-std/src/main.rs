@@ -48,11 +48,15 @@
 //! `--max-connections` set to what the board's memory allows; the default of
 //! 10,000 would take about 320 MiB and 20,000 threads.
 //!
-//! # Known limits
+//! # Shutdown
 //!
-//! `/echo` connections are not sent 1001 on shutdown: their thread writes the
-//! socket itself (that is the endpoint's backpressure), so they are cut when
-//! the process exits after the grace period.
+//! On SIGINT or SIGTERM the accept loop stops, every member is sent close
+//! 1001 through its queue, and the process waits for the connections to end,
+//! at most `--shutdown-grace`, then exits 0. Connections that are not members
+//! have their reading half shut: one still in its handshake ends at once, and
+//! an `/echo` connection sends 1001 but cannot read the peer's answer (its
+//! thread writes the socket itself, which is the endpoint's backpressure).
+//! A second signal is not needed and changes nothing: the grace is bounded.
 #![forbid(unsafe_code)]
 
 mod outlet;
@@ -119,7 +123,6 @@ fn main() -> ExitCode {
     if let Some(signal) = signals.forever().next() {
         log::info!("signal {signal}: shutting down");
     }
-    exit_on_second_signal(signals);
     server.shut_down(addr);
     ExitCode::SUCCESS
 }
@@ -146,21 +149,4 @@ fn log_limits(config: &ServerConfig) {
         config.close_timeout,
         config.shutdown_grace,
     );
-}
-
-/// Lets a second SIGINT or SIGTERM end the process at once, for someone
-/// who will not wait out the shutdown grace.
-fn exit_on_second_signal(mut signals: Signals) {
-    let spawned = thread::Builder::new()
-        .name("signals".into())
-        .stack_size(server::THREAD_STACK_BYTES)
-        .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                log::warn!("second signal {signal}: exiting now");
-                std::process::exit(1);
-            }
-        });
-    if let Err(e) = spawned {
-        log::debug!("no thread for a second signal: {e}");
-    }
 }

@@ -2,7 +2,7 @@
 //! `Connection`, and the outlet its writer thread drains.
 
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use natter_core::close::CloseCode;
 use natter_core::connection::Connection;
@@ -20,7 +20,7 @@ use crate::server::lock;
 #[derive(Debug)]
 pub struct Peer {
     /// The socket: the reader reads it, the writer thread writes it.
-    pub stream: TcpStream,
+    pub stream: Arc<TcpStream>,
     /// The remote address, for logs.
     pub addr: SocketAddr,
     /// The member's outgoing queue.
@@ -32,7 +32,7 @@ pub struct Peer {
 impl Peer {
     /// Wraps an upgraded connection whose output is bounded by `queue_limit`.
     pub fn new(
-        stream: TcpStream,
+        stream: Arc<TcpStream>,
         addr: SocketAddr,
         conn: Connection,
         session: SessionId,

@@ -259,6 +259,7 @@ mod tests {
         let config = ConnectionConfig::chat(&natter_core::config::ServerConfig::default());
         let conn = Connection::new(Role::Server, config, Instant::now());
         let session = SessionId::parse(session).unwrap();
+        let near = Arc::new(near);
         (Arc::new(Peer::new(near, addr, conn, session, limit)), far)
     }
 

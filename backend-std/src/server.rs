@@ -1,8 +1,9 @@
 //! The listener: the accept loop, the connection limit, one thread per
 //! connection, and the shutdown that closes every member with 1001.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -36,6 +37,9 @@ pub struct Server {
     drained: Condvar,
     stopping: AtomicBool,
     next_id: AtomicU64,
+    /// Sockets of connections that are not room members (handshakes,
+    /// `/echo`), so shutdown can wake their threads.
+    loose: Mutex<HashMap<u64, Arc<TcpStream>>>,
 }
 
 /// A connection's place under the limit, given back when it drops.
@@ -54,6 +58,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.server.untrack(self.id);
         self.server.metrics.connection_closed();
         let mut open = lock(&self.server.open);
         *open = open.saturating_sub(1);
@@ -81,6 +86,7 @@ impl Server {
             drained: Condvar::new(),
             stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
+            loose: Mutex::new(HashMap::new()),
         }
     }
 
@@ -97,6 +103,22 @@ impl Server {
     /// Returns the room registry.
     pub fn rooms(&self) -> &Rooms {
         &self.rooms
+    }
+
+    /// Notes the socket of a connection that is not a room member, so that
+    /// shutdown can end its blocking read; one noted after shutdown began
+    /// has it ended at once.
+    pub fn track(&self, id: u64, stream: &Arc<TcpStream>) {
+        let mut loose = lock(&self.loose);
+        loose.insert(id, Arc::clone(stream));
+        if self.is_stopping() {
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+    }
+
+    /// Forgets the socket noted by [`track`](Server::track).
+    pub fn untrack(&self, id: u64) {
+        lock(&self.loose).remove(&id);
     }
 
     /// Says whether shutdown has begun.
@@ -139,22 +161,17 @@ impl Server {
         };
 
         let server = Arc::clone(self);
+        let stream = Arc::new(stream);
         let spawned = thread::Builder::new()
             .name(format!("conn-{}", slot.id()))
             .stack_size(THREAD_STACK_BYTES)
             .spawn({
-                let stream = stream.try_clone();
-                move || match stream {
-                    Ok(stream) => session::run(server, slot, stream, peer),
-                    Err(e) => log::debug!("{peer}: cannot clone the socket: {e}"),
-                }
+                let stream = Arc::clone(&stream);
+                move || session::run(server, slot, stream, peer)
             });
-        match spawned {
-            Ok(_) => drop(stream),
-            Err(e) => {
-                log::warn!("cannot start a connection thread: {e}");
-                refuse_now(&stream, peer, &Refusal::server_busy(), &self.metrics);
-            }
+        if let Err(e) = spawned {
+            log::warn!("cannot start a connection thread: {e}");
+            refuse_now(&stream, peer, &Refusal::server_busy(), &self.metrics);
         }
     }
 
@@ -181,7 +198,14 @@ impl Server {
         wake_accept_loop(listen_addr);
 
         let closed = self.rooms.close_all();
-        log::info!("shutting down: closing {closed} members with 1001");
+        let loose: Vec<Arc<TcpStream>> = lock(&self.loose).values().cloned().collect();
+        for stream in &loose {
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+        log::info!(
+            "closing {closed} members with 1001 and ending {} other connections",
+            loose.len()
+        );
 
         let deadline = Instant::now() + self.config.shutdown_grace;
         let mut open = lock(&self.open);
@@ -222,7 +246,7 @@ fn refuse_now(mut stream: &TcpStream, peer: SocketAddr, refusal: &Refusal, metri
             _ => break,
         }
     }
-    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.shutdown(Shutdown::Write);
 }
 
 /// Says whether an accept error concerns only the one connection.

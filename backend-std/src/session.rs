@@ -52,8 +52,9 @@ enum Input {
 }
 
 /// Serves one accepted connection to its end; `slot` is given back then.
-pub fn run(server: Arc<Server>, slot: Slot, stream: TcpStream, addr: SocketAddr) {
+pub fn run(server: Arc<Server>, slot: Slot, stream: Arc<TcpStream>, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    server.track(slot.id(), &stream);
     let mut buf = vec![0; READ_BUFFER_BYTES];
     let Some((request, leftover)) = read_request(&server, &stream, addr, &mut buf) else {
         return;
@@ -75,6 +76,8 @@ pub fn run(server: Arc<Server>, slot: Slot, stream: TcpStream, addr: SocketAddr)
             run_echo(&server, &stream, upgrade, &leftover);
         }
         Request::Join { params, upgrade } => {
+            // A member is closed through its room on shutdown.
+            server.untrack(slot.id());
             let member = Joining {
                 params,
                 upgrade,
@@ -239,6 +242,10 @@ fn run_echo(server: &Server, stream: &TcpStream, upgrade: Upgrade, leftover: &[u
         match read_until(stream, conn.poll_timeout(), &mut buf, metrics) {
             Input::Data(n) => conn.handle_input(Instant::now(), &buf[..n]),
             Input::TimedOut => conn.handle_timeout(Instant::now()),
+            // Shutdown ends our reading half: say goodbye before the end.
+            Input::Ended if server.is_stopping() && conn.can_send_data() => {
+                conn.close(CloseCode::GOING_AWAY, "server shutting down");
+            }
             Input::Ended => conn.handle_eof(),
         }
     }
@@ -265,7 +272,7 @@ struct Joining {
 /// reads until the connection ends, then leaves.
 fn run_member(
     server: &Arc<Server>,
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
     addr: SocketAddr,
     joining: Joining,
     leftover: &[u8],

@@ -137,3 +137,34 @@ fn shutdown_does_not_wait_past_the_grace_for_a_silent_member() {
     let status = server.terminate().expect("server exits");
     assert!(status.success(), "exit status {status}");
 }
+
+#[test]
+fn shutdown_closes_echo_connections_with_1001() {
+    let mut server = start(&["--echo"]);
+    let mut echo = TestClient::connect(server.addr(), "/echo").expect("echo upgrade");
+    echo.send_text("ping").expect("send");
+    assert!(echo.next_event(STEP).is_some(), "no echo came back");
+
+    server.signal_terminate().expect("SIGTERM");
+    let close = echo.wait_closed(STEP).expect("echo connection closed");
+    assert_eq!(close.code, Some(1001));
+    let status = server.wait_timeout(STEP).expect("server exits");
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn shutdown_ends_connections_still_in_their_handshake() {
+    let mut server = start(&["--handshake-timeout", "60s", "--shutdown-grace", "30s"]);
+    let mut half = TcpStream::connect(server.addr()).expect("connect");
+    half.write_all(b"GET /joinRoom HTTP/1.1\r\n")
+        .expect("partial head");
+    wait_for("the connection to be counted", || {
+        metric(server.addr(), "natter_connections_open") >= 2.0
+    });
+
+    // With a 30 s grace, only ending the half-read request lets the server
+    // exit within the step.
+    server.signal_terminate().expect("SIGTERM");
+    let status = server.wait_timeout(STEP).expect("server exits");
+    assert!(status.success(), "exit status {status}");
+}
