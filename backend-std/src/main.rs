@@ -38,8 +38,10 @@
 //!   deliveries/s at 8 % of the core, p50 latency 4.2 ms.
 //! - One room of 1,000 with one sender at 10 lines/s: 10,000 deliveries/s
 //!   at 20 % of the core, p50 latency 12 ms.
-//! - Churn (connect, join, welcome, leave): 3,300 a second at 52 % of the
-//!   core.
+//! - Churn (connect, join, welcome, leave, two threads started and ended
+//!   each time): 5,500 a second at 95 % of the core.
+//! - `/echo`, 100 connections of 20-byte messages: 45,000 messages/s at 60 %
+//!   of the core.
 //!
 //! A delivery costs one thread wake-up and one write when lines come one at
 //! a time (8 to 20 µs) and far less in bursts, when a writer sends many
