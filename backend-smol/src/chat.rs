@@ -96,10 +96,15 @@ pub async fn run(
     };
     let info = reader.drive(stream, leftover, ends.kicked).await;
 
-    // Give the writer the time the core allows to send our last frames.
-    if info.cause == CloseCause::ConnectionLost {
-        drop(writer);
-    } else {
+    // A peer that answered (or started) the closing handshake, or broke the
+    // protocol, is reading: give the writer the close timeout to deliver the
+    // last frames. Otherwise nobody reads them, and the writer is dropped.
+    let peer_reads = match info.cause {
+        CloseCause::ClosedByPeer | CloseCause::Violation(_) => true,
+        CloseCause::ClosedByUs { acknowledged } => acknowledged,
+        CloseCause::TimedOut | CloseCause::ConnectionLost => false,
+    };
+    if peer_reads {
         let expired = async {
             Timer::after(server.config.close_timeout).await;
             Ok(())
