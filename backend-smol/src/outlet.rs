@@ -264,3 +264,119 @@ async fn write_batch(stream: &mut TcpStream, batch: &[Outgoing]) -> io::Result<u
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_lite::AsyncReadExt;
+
+    use super::*;
+
+    /// Returns a connected pair of loopback streams.
+    async fn stream_pair() -> (TcpStream, TcpStream) {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        (server, client)
+    }
+
+    #[test]
+    fn push_past_the_bound_marks_the_member_kicked() {
+        let frame = SharedFrame::text(&[b'x'; 100]);
+        let (outlet, ends) = Outlet::new(frame.len() * 3);
+        for _ in 0..3 {
+            assert_eq!(outlet.push(&frame), Ok(()));
+        }
+
+        assert_eq!(outlet.push(&frame), Err(PushError::Full));
+        assert!(outlet.is_kicked());
+        assert!(ends.kicked.try_recv().is_ok());
+        assert_eq!(ends.queue.len(), 3);
+    }
+
+    #[test]
+    fn push_to_a_gone_writer_fails_without_counting() {
+        let frame = SharedFrame::text(b"hi");
+        let (outlet, ends) = Outlet::new(frame.len());
+        drop(ends);
+        assert_eq!(outlet.push(&frame), Err(PushError::Gone));
+        assert_eq!(outlet.state.queued.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn writer_sends_in_order_and_nothing_after_a_close() {
+        smol::block_on(async {
+            let (server, mut client) = stream_pair().await;
+            let (outlet, ends) = Outlet::new(1 << 20);
+            let frames: Vec<SharedFrame> = (0..200)
+                .map(|i| SharedFrame::text(format!("frame {i}").as_bytes()))
+                .collect();
+            let mut expected = Vec::new();
+            for frame in &frames {
+                outlet.push(frame).expect("room frame");
+                expected.extend_from_slice(frame.as_bytes());
+            }
+            assert!(outlet.push_control(b"CLOSE".to_vec(), true));
+            expected.extend_from_slice(b"CLOSE");
+            outlet.push(&frames[0]).expect("queued after the close");
+
+            let metrics = Arc::new(Metrics::new());
+            let written = run_writer(server, outlet.clone(), ends.queue, Arc::clone(&metrics));
+            written.await.expect("writer");
+
+            // The writer ended after the close, so the stream ends there.
+            drop(outlet);
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.expect("read");
+            assert_eq!(received, expected);
+            assert_eq!(metrics.snapshot().bytes_sent, expected.len() as u64);
+        });
+    }
+
+    #[test]
+    fn kicked_member_gets_control_frames_but_no_more_room_frames() {
+        smol::block_on(async {
+            let (server, mut client) = stream_pair().await;
+            let frame = SharedFrame::text(b"backlog");
+            let (outlet, ends) = Outlet::new(1 << 20);
+            outlet.push(&frame).expect("room frame");
+            outlet.mark_kicked();
+            assert!(outlet.push_control(b"CLOSE 1008".to_vec(), true));
+
+            let metrics = Arc::new(Metrics::new());
+            run_writer(server, outlet.clone(), ends.queue, metrics)
+                .await
+                .expect("writer");
+
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.expect("read");
+            assert_eq!(received, b"CLOSE 1008");
+            assert_eq!(outlet.state.queued.load(Ordering::Acquire), 0);
+        });
+    }
+
+    #[test]
+    fn large_batches_survive_partial_writes() {
+        smol::block_on(async {
+            let (server, mut client) = stream_pair().await;
+            let (outlet, ends) = Outlet::new(64 << 20);
+            let big = SharedFrame::text(&vec![b'y'; 60_000]);
+            for _ in 0..300 {
+                outlet.push(&big).expect("room frame");
+            }
+            assert!(outlet.push_control(Vec::new(), false));
+            assert!(outlet.push_control(b"END".to_vec(), true));
+
+            let metrics = Arc::new(Metrics::new());
+            let writer = smol::spawn(run_writer(server, outlet.clone(), ends.queue, metrics));
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.expect("read");
+            writer.await.expect("writer");
+
+            assert_eq!(received.len(), 300 * big.len() + 3);
+            assert!(received.ends_with(b"yyEND"));
+        });
+    }
+}
