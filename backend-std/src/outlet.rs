@@ -172,17 +172,23 @@ impl Outlet {
     /// Queues the connection's own bytes; `closes` marks the chunk that
     /// holds its close frame, after which nothing more is queued.
     ///
-    /// These are small and few (a response head, pongs, pings, one close),
-    /// so they are not held to the byte bound.
+    /// The close frame is always taken, and so is any chunk when the queue
+    /// is empty (the 101 response); otherwise the byte bound applies, so a
+    /// peer that sends pings but reads nothing cannot grow its queue of
+    /// pongs without limit.
     ///
     /// # Errors
     ///
-    /// [`PushError::Closed`] when a close frame was already queued or the
-    /// writer has stopped.
+    /// [`PushError::Full`] past the bound, [`PushError::Closed`] when a close
+    /// frame was already queued or the writer has stopped.
     pub fn push_control(&self, bytes: Vec<u8>, closes: bool) -> Result<(), PushError> {
         let mut state = self.lock();
         if state.phase != Phase::Open {
             return Err(PushError::Closed);
+        }
+        let over = state.bytes.saturating_add(bytes.len()) > self.limit;
+        if over && !closes && state.bytes > 0 {
+            return Err(PushError::Full);
         }
 
         if closes {
@@ -395,6 +401,15 @@ mod tests {
         assert_eq!(outlet.push_frame(frame(5)), Err(PushError::Full));
         assert_eq!(outlet.push_frame(frame(4)), Ok(()));
         assert_eq!(outlet.queued_bytes(), 10);
+    }
+
+    #[test]
+    fn control_bytes_are_bounded_but_the_close_frame_is_not() {
+        let outlet = Outlet::new(10);
+        assert_eq!(outlet.push_control(vec![0; 50], false), Ok(()));
+        assert_eq!(outlet.push_control(vec![0; 1], false), Err(PushError::Full));
+        assert_eq!(outlet.push_control(vec![0; 4], true), Ok(()));
+        assert_eq!(outlet.queued_bytes(), 54);
     }
 
     #[test]

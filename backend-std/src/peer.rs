@@ -8,7 +8,7 @@ use natter_core::close::CloseCode;
 use natter_core::connection::Connection;
 use natter_core::names::SessionId;
 
-use crate::outlet::Outlet;
+use crate::outlet::{Outlet, PushError};
 use crate::server::lock;
 
 /// A room member's connection, shared by its reader thread, its writer
@@ -66,10 +66,27 @@ impl Peer {
 
     /// Moves what the connection has to send into the outlet, marking the
     /// chunk that carries the close frame as the last one.
+    ///
+    /// Output that would pass the queue's bound (pongs to a peer that pings
+    /// but never reads) closes the connection with 1008 instead.
     pub fn flush(&self, conn: &mut Connection) {
         let mut out = Vec::new();
-        if conn.poll_transmit(&mut out) {
-            let _ = self.outlet.push_control(out, !conn.can_send_data());
+        if !conn.poll_transmit(&mut out) {
+            return;
         }
+        if self.outlet.push_control(out, !conn.can_send_data()) != Err(PushError::Full) {
+            return;
+        }
+
+        log::info!(
+            "{}: member {} dropped: queue over its bound (close 1008)",
+            self.addr,
+            self.session
+        );
+        self.outlet.discard();
+        conn.close(CloseCode::POLICY_VIOLATION, "queue over its bound");
+        let mut close = Vec::new();
+        conn.poll_transmit(&mut close);
+        let _ = self.outlet.push_control(close, true);
     }
 }

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use natter_conformance::server::ServerProcess;
-use natter_conformance::testclient::{http_request, TestClient};
+use natter_conformance::testclient::{http_request, masked_frame, RawClient, TestClient};
 
 /// Longest any wait for the server lasts.
 const STEP: Duration = Duration::from_secs(10);
@@ -167,4 +167,37 @@ fn shutdown_ends_connections_still_in_their_handshake() {
     server.signal_terminate().expect("SIGTERM");
     let status = server.wait_timeout(STEP).expect("server exits");
     assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn member_that_pings_but_never_reads_is_dropped() {
+    let server = start(&["--max-queue-bytes", "16384", "--close-timeout", "200ms"]);
+    let addr = server.addr();
+    let mut pinger = RawClient::upgrade(addr, &join_path("r", "session-ping")).expect("join");
+    wait_for("the member to join", || {
+        metric(addr, "natter_members") == 1.0
+    });
+
+    // Every ping asks for a pong; with nothing read, the pongs fill the
+    // socket buffers and then the queue, which must stay bounded.
+    let ping = masked_frame(0x9, true, &[b'p'; 125]);
+    let burst: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 500)
+        .collect();
+    let deadline = Instant::now() + STEP;
+    while metric(addr, "natter_members") > 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the pinging member was never dropped"
+        );
+        if pinger.write(&burst).is_err() {
+            break;
+        }
+    }
+    wait_for("the member to be gone", || {
+        metric(addr, "natter_members") == 0.0
+    });
 }
