@@ -2,6 +2,7 @@
 //! core's `Connection`, forward its lines to the room task, and queue its
 //! control frames behind the room's frames.
 
+use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use natter_core::connection::{
 };
 use natter_core::handshake::{JoinParams, Upgrade};
 use natter_core::room::{Member, MemberId};
-use smol::Timer;
+use smol::{Task, Timer};
 
 use crate::deadline::Deadline;
 use crate::outlet::{run_writer, Outlet};
@@ -69,13 +70,10 @@ pub async fn run(
         Err(refusal) => return session::refuse(server, stream, peer, &refusal).await,
     };
     let response = upgrade.response_bytes();
-    if session::write_all(server, &mut stream, &response)
-        .await
-        .is_err()
-    {
-        let _ = membership
-            .room
-            .try_send(RoomCommand::Leave { id: membership.id });
+    let wrote = session::write_all(server, &mut stream, &response).await;
+    if wrote.is_err() {
+        let leave = RoomCommand::Leave { id: membership.id };
+        let _ = membership.room.try_send(leave);
         return;
     }
 
@@ -83,42 +81,47 @@ pub async fn run(
     let metrics = Arc::clone(&server.metrics);
     let writer = run_writer(stream.clone(), outlet.clone(), ends.queue, metrics);
     let writer = server.executor.spawn(writer);
+    let config = ConnectionConfig::chat(&server.config);
     let reader = MemberReader {
         server,
-        conn: Connection::new(
-            Role::Server,
-            ConnectionConfig::chat(&server.config),
-            Instant::now(),
-        ),
+        conn: Connection::new(Role::Server, config, Instant::now()),
         outlet,
         room: membership.room,
         id: membership.id,
     };
     let info = reader.drive(stream, leftover, ends.kicked).await;
 
-    // A peer that answered (or started) the closing handshake, or broke the
-    // protocol, is reading: give the writer the close timeout to deliver the
-    // last frames. Otherwise nobody reads them, and the writer is dropped.
-    let peer_reads = match info.cause {
-        CloseCause::ClosedByPeer | CloseCause::Violation(_) => true,
-        CloseCause::ClosedByUs { acknowledged } => acknowledged,
-        CloseCause::TimedOut | CloseCause::ConnectionLost => false,
-    };
-    if peer_reads {
-        let expired = async {
-            Timer::after(server.config.close_timeout).await;
-            Ok(())
-        };
-        let _ = writer.or(expired).await;
-    }
+    let_writer_finish(server, writer, &info.cause).await;
+    let code = info
+        .code
+        .map_or_else(|| "none".to_owned(), |c| c.to_string());
     log::info!(
-        "room {}: member {session} ({peer}) left: close {} {:?} ({:?})",
+        "room {}: member {session} ({peer}) left: close {code} {:?} ({:?})",
         room_code.as_str(),
-        info.code
-            .map_or_else(|| "none".to_string(), |c| c.to_string()),
         info.reason,
         info.cause,
     );
+}
+
+/// Waits, within the close timeout, for the writer to deliver the last
+/// frames when the peer is still reading: it answered or started the
+/// closing handshake, or broke the protocol and should learn the code.
+/// Otherwise nobody reads them and the writer is dropped at once.
+async fn let_writer_finish(server: &Server, writer: Task<io::Result<()>>, cause: &CloseCause) {
+    let peer_reads = match cause {
+        CloseCause::ClosedByPeer | CloseCause::Violation(_) => true,
+        CloseCause::ClosedByUs { acknowledged } => *acknowledged,
+        CloseCause::TimedOut | CloseCause::ConnectionLost => false,
+    };
+    if !peer_reads {
+        return;
+    }
+
+    let expired = async {
+        Timer::after(server.config.close_timeout).await;
+        Ok(())
+    };
+    let _ = writer.or(expired).await;
 }
 
 /// The reading half of a member's connection.
@@ -181,29 +184,37 @@ impl MemberReader<'_> {
                 Wake::Timer
             };
             let read = async { Wake::Read(stream.read(&mut buf).await) };
-            match stop.or(kick).or(timer).or(read).await {
-                Wake::Read(Ok(0)) | Wake::Read(Err(_)) => self.conn.handle_eof(),
-                Wake::Read(Ok(n)) => {
-                    self.server.metrics.bytes_received(n);
-                    self.conn.handle_input(Instant::now(), &buf[..n]);
-                }
-                Wake::Timer => self.conn.handle_timeout(Instant::now()),
-                Wake::Shutdown => {
-                    watch_shutdown = false;
-                    self.conn
-                        .close(CloseCode::GOING_AWAY, "server shutting down");
-                }
-                Wake::Kicked => {
-                    watch_kick = false;
-                    self.server.metrics.slow_consumer_disconnected();
-                    self.conn
-                        .close(CloseCode::POLICY_VIOLATION, "outgoing queue full");
-                }
-            }
+            let wake = stop.or(kick).or(timer).or(read).await;
+            watch_shutdown &= !matches!(wake, Wake::Shutdown);
+            watch_kick &= !matches!(wake, Wake::Kicked);
+            self.handle_wake(wake, &buf);
         };
 
         let _ = self.room.try_send(RoomCommand::Leave { id: self.id });
         info
+    }
+
+    /// Feeds what woke the reader to the connection; `buf` holds the bytes
+    /// of a read.
+    fn handle_wake(&mut self, wake: Wake, buf: &[u8]) {
+        match wake {
+            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => self.conn.handle_eof(),
+            Wake::Read(Ok(n)) => {
+                self.server.metrics.bytes_received(n);
+                let bytes = buf.get(..n).unwrap_or(buf);
+                self.conn.handle_input(Instant::now(), bytes);
+            }
+            Wake::Timer => self.conn.handle_timeout(Instant::now()),
+            Wake::Shutdown => {
+                let reason = "server shutting down";
+                self.conn.close(CloseCode::GOING_AWAY, reason);
+            }
+            Wake::Kicked => {
+                self.server.metrics.slow_consumer_disconnected();
+                let reason = "outgoing queue full";
+                self.conn.close(CloseCode::POLICY_VIOLATION, reason);
+            }
+        }
     }
 
     /// Hands every event to the room; returns the close once it comes.

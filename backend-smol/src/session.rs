@@ -53,6 +53,18 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     }
 }
 
+/// How reading a request head ended.
+enum HeadOutcome {
+    /// The core decided what the head asks for.
+    Done(Request, Vec<u8>),
+    /// The peer closed the stream or it failed.
+    Left,
+    /// The handshake deadline passed.
+    Expired,
+    /// The server is shutting down.
+    Stopped,
+}
+
 /// Reads the request head until the core decides what it asks for; `None`
 /// when the peer left, failed or ran out of time, or the server stops.
 async fn read_request(
@@ -67,36 +79,32 @@ async fn read_request(
 
     let expired = async {
         deadline.await;
-        None
+        HeadOutcome::Expired
     };
     let stopped = async {
         let _ = shutdown.recv().await;
-        None
+        HeadOutcome::Stopped
     };
     let read = async {
         loop {
             let n = match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return Some(None),
+                Ok(0) | Err(_) => return HeadOutcome::Left,
                 Ok(n) => n,
             };
             server.metrics.bytes_received(n);
             if let Progress::Done { request, leftover } = handshake.handle_input(&buf[..n]) {
-                return Some(Some((request, leftover)));
+                return HeadOutcome::Done(request, leftover);
             }
         }
     };
 
-    match read.or(expired).or(stopped).await {
-        Some(Some(done)) => Some(done),
-        Some(None) => {
-            log::debug!("{peer} left during the handshake");
-            None
-        }
-        None => {
-            log::debug!("{peer} did not finish its handshake in time");
-            None
-        }
+    match stopped.or(expired).or(read).await {
+        HeadOutcome::Done(request, leftover) => return Some((request, leftover)),
+        HeadOutcome::Left => log::debug!("{peer} left during the handshake"),
+        HeadOutcome::Expired => log::debug!("{peer} did not finish its handshake in time"),
+        HeadOutcome::Stopped => log::debug!("{peer} dropped mid-handshake by the shutdown"),
     }
+    None
 }
 
 /// Sends a refusal as the core renders it, then closes.
