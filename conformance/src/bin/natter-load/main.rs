@@ -446,7 +446,7 @@ async fn receive_events(
 ) {
     let mut reader = Receiver::new(stream, leftover, 64 * 1024);
     let mut last_seq: Option<u64> = None;
-    while let Some(frame) = reader.next_frame().await {
+    while let Some(frame) = reader.next_frame(run).await {
         if frame.opcode == 0x8 {
             break;
         }
@@ -454,17 +454,25 @@ async fn receive_events(
             continue;
         }
         let payload = &reader.buf[frame.payload.clone()];
-        check_seq(run, payload, &mut last_seq);
 
-        if !payload.starts_with(br#"{"type":"message""#) {
+        // Lines are nearly every frame: read them by position. Anything
+        // else (welcome, join, leave, error) is rare and searched.
+        let Some(after_prefix) = payload.strip_prefix(MESSAGE_PREFIX) else {
+            check_seq(
+                run,
+                wire::number_after(payload, br#""seq":"#),
+                &mut last_seq,
+            );
             continue;
-        }
+        };
+        check_seq(run, leading_number(after_prefix), &mut last_seq);
+
         let Some((sent_at, from)) = stamp_of(payload) else {
             continue;
         };
         if run.measuring.get() {
             Run::bump(&run.deliveries);
-            let micros = run.nanos().saturating_sub(sent_at) / 1_000;
+            let micros = reader.read_at.saturating_sub(sent_at) / 1_000;
             run.latency.borrow_mut().record(micros);
         }
         if Some(from) == sender {
@@ -473,22 +481,32 @@ async fn receive_events(
     }
 }
 
-fn check_seq(run: &Run, payload: &[u8], last_seq: &mut Option<u64>) {
-    let Some(seq) = wire::number_after(payload, br#""seq":"#) else {
-        return;
-    };
-    if let Some(last) = *last_seq {
-        if seq != last + 1 {
-            Run::bump(&run.seq_gaps);
-        }
+/// How every `message` object starts (PROTOCOL.md's field order).
+const MESSAGE_PREFIX: &[u8] = br#"{"type":"message","seq":"#;
+
+fn leading_number(digits: &[u8]) -> Option<u64> {
+    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
+fn check_seq(run: &Run, seq: Option<u64>, last_seq: &mut Option<u64>) {
+    let Some(seq) = seq else { return };
+    if last_seq.is_some_and(|last| seq != last + 1) {
+        Run::bump(&run.seq_gaps);
     }
     *last_seq = Some(seq);
 }
 
-/// Reads the send time and sender index stamped into a line.
+/// Reads the send time and sender index stamped into a line, found from
+/// the end of the object: `...,"text":"L<stamp>...","ts":<digits>}`.
 fn stamp_of(json: &[u8]) -> Option<(u64, usize)> {
-    let at = wire::find(json, br#""text":"L"#)? + 9;
-    let stamp = json.get(at..at + STAMP_LEN - 1)?;
+    let body = json.strip_suffix(b"}")?;
+    let digits = body.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let before_ts = body
+        .get(..body.len() - digits)?
+        .strip_suffix(br#"","ts":"#)?;
+    let text_start = wire::find_last(before_ts, br#""text":"L"#)? + 9;
+    let stamp = before_ts.get(text_start..text_start + STAMP_LEN - 1)?;
     let sent_at = parse_hex(&stamp[..16])?;
     let from = parse_hex(&stamp[16..])? as usize;
     Some((sent_at, from))
@@ -541,6 +559,9 @@ struct Receiver {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// When the last read returned, in the run's nanoseconds: one clock
+    /// read per read call, not per frame.
+    read_at: u64,
 }
 
 impl Receiver {
@@ -553,12 +574,13 @@ impl Receiver {
             buf,
             start: 0,
             end,
+            read_at: 0,
         }
     }
 
     /// Returns the next whole frame (its payload indexes `self.buf`), or
     /// `None` at end of stream.
-    async fn next_frame(&mut self) -> Option<wire::FrameRef> {
+    async fn next_frame(&mut self, run: &Run) -> Option<wire::FrameRef> {
         loop {
             if let Some((mut frame, used)) = wire::split_frame(&self.buf[self.start..self.end]) {
                 frame.payload = frame.payload.start + self.start..frame.payload.end + self.start;
@@ -576,7 +598,10 @@ impl Receiver {
             }
             match self.stream.read(&mut self.buf[self.end..]).await {
                 Ok(0) | Err(_) => return None,
-                Ok(read) => self.end += read,
+                Ok(read) => {
+                    self.end += read;
+                    self.read_at = run.nanos();
+                }
             }
         }
     }
@@ -635,7 +660,7 @@ async fn echo_connection(run: Rc<Run>, server: String, size: usize, window: usiz
         }
     }
 
-    while let Some(reply) = reader.next_frame().await {
+    while let Some(reply) = reader.next_frame(&run).await {
         if reply.opcode == 0x8 || run.stopping.get() {
             break;
         }
@@ -780,7 +805,7 @@ async fn churn_worker(run: Rc<Run>, server: String, tag: String, worker: usize, 
             continue;
         };
         let mut reader = Receiver::new(stream.clone(), leftover, 4 * 1024);
-        if reader.next_frame().await.is_none() {
+        if reader.next_frame(&run).await.is_none() {
             run.failed.set(run.failed.get() + 1);
             continue;
         }
@@ -794,7 +819,7 @@ async fn churn_worker(run: Rc<Run>, server: String, tag: String, worker: usize, 
         if stream.write_all(close.as_bytes()).await.is_err() {
             continue;
         }
-        while let Some(frame) = reader.next_frame().await {
+        while let Some(frame) = reader.next_frame(&run).await {
             if frame.opcode == 0x8 {
                 break;
             }

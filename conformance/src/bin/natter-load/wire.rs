@@ -154,6 +154,13 @@ pub fn number_after(json: &[u8], key: &[u8]) -> Option<u64> {
     any.then_some(value)
 }
 
+/// Returns the position of the last `needle` in `haystack`.
+pub fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .rposition(|window| window == needle)
+}
+
 /// Returns the position of `needle` in `haystack`.
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
