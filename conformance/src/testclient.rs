@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use natter_core::close::CloseCode;
 use natter_core::connection::{CloseInfo, Connection, ConnectionConfig, Event, Message, Role};
 use natter_core::frame::{encode_frame, OpCode};
-use natter_core::handshake::accept_key;
+use natter_core::handshake::{ClientHandshake, ClientHandshakeError};
 
 /// Longest the clients wait for a response head or a handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,27 +69,37 @@ pub enum ConnectError {
     Refused {
         /// The HTTP status.
         status: u16,
-        /// The response headers, names as sent.
-        headers: Vec<(String, String)>,
-        /// The response body.
+        /// The response body (natter's one-line reason).
         body: Vec<u8>,
     },
-    /// The server's 101 was not a valid upgrade answer.
-    BadUpgrade(String),
+    /// The server's answer broke the upgrade rules of RFC 6455 §4.1.
+    Handshake(ClientHandshakeError),
 }
 
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConnectError::Io(e) => write!(f, "io error: {e}"),
-            ConnectError::Refused { status, body, .. } => {
+            ConnectError::Refused { status, body } => {
                 write!(
                     f,
                     "refused with {status}: {}",
                     String::from_utf8_lossy(body)
                 )
             }
-            ConnectError::BadUpgrade(why) => write!(f, "bad upgrade answer: {why}"),
+            ConnectError::Handshake(e) => write!(f, "bad upgrade answer: {e}"),
+        }
+    }
+}
+
+impl From<ClientHandshakeError> for ConnectError {
+    fn from(e: ClientHandshakeError) -> ConnectError {
+        match e {
+            ClientHandshakeError::Refused { status, body, .. } => ConnectError::Refused {
+                status,
+                body: body.into_bytes(),
+            },
+            other => ConnectError::Handshake(other),
         }
     }
 }
@@ -144,6 +154,9 @@ impl TestClient {
     /// Opens a WebSocket with extra request headers, optionally writing a
     /// first text message in the same write as the request head.
     ///
+    /// The request comes from the core's [`ClientHandshake`]; an `Origin`
+    /// among `headers` is passed to it, any other header is added as given.
+    ///
     /// # Errors
     ///
     /// As [`TestClient::connect`].
@@ -155,8 +168,7 @@ impl TestClient {
     ) -> Result<TestClient, ConnectError> {
         let mut stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
-        let key = random_key();
-        let mut request = upgrade_head(addr, path_and_query, &key, headers);
+        let (mut handshake, mut request) = client_request(addr, path_and_query, headers);
 
         let config = ConnectionConfig {
             max_message_bytes: MAX_MESSAGE_BYTES,
@@ -174,21 +186,7 @@ impl TestClient {
         }
         stream.write_all(&request)?;
 
-        let (head, leftover) = read_head(&mut stream)?;
-        if head.status != 101 {
-            let body = read_body(&mut stream, &head, leftover)?;
-            return Err(ConnectError::Refused {
-                status: head.status,
-                headers: head.headers,
-                body,
-            });
-        }
-        let expected = accept_key(&key);
-        match head.header("sec-websocket-accept") {
-            Some(accept) if accept == expected => {}
-            other => return Err(ConnectError::BadUpgrade(format!("accept {other:?}"))),
-        }
-
+        let leftover = finish_handshake(&mut stream, &mut handshake)?;
         conn.handle_input(Instant::now(), &leftover);
         Ok(TestClient {
             stream,
@@ -369,35 +367,53 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// Returns a fresh `Sec-WebSocket-Key`: 16 random bytes in base64.
-fn random_key() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    // 16 bytes take 22 base64 digits; the last one carries 2 bits of data and
-    // 4 zero bits, so it is one of A, Q, g and w.
-    let mut key: String = (0..21)
-        .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
-        .collect();
-    key.push(['A', 'Q', 'g', 'w'][fastrand::usize(..4)]);
-    key.push_str("==");
-    key
-}
-
-/// Returns the upgrade request head for `path_and_query`.
-fn upgrade_head(
+/// Returns the core's client handshake for `path_and_query` and the
+/// request to write, with `headers` added (an `Origin` goes through the
+/// handshake itself).
+fn client_request(
     addr: SocketAddr,
     path_and_query: &str,
-    key: &str,
     headers: &[(&str, &str)],
-) -> Vec<u8> {
-    let mut head = format!(
-        "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+) -> (ClientHandshake, Vec<u8>) {
+    let key: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+    let origin = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("origin"))
+        .map(|(_, value)| *value);
+    let host = addr.to_string();
+    let (handshake, mut request) = ClientHandshake::new(&host, path_and_query, key, origin);
+
+    // The request ends with the blank line; other headers go before it.
+    let others = headers
+        .iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("origin"));
+    let mut extra = Vec::new();
+    for (name, value) in others {
+        extra.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
     }
-    head.push_str("\r\n");
-    head.into_bytes()
+    let end = request.len().saturating_sub(2);
+    request.splice(end..end, extra);
+    (handshake, request)
+}
+
+/// Reads the server's answer through `handshake` and returns the bytes that
+/// followed a 101.
+fn finish_handshake(
+    stream: &mut TcpStream,
+    handshake: &mut ClientHandshake,
+) -> Result<Vec<u8>, ConnectError> {
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            handshake.handle_eof()?;
+            return Err(ClientHandshakeError::ClosedBeforeResponse.into());
+        }
+        if let Some(leftover) = handshake.handle_input(&chunk[..n])? {
+            return Ok(leftover);
+        }
+    }
 }
 
 /// A parsed HTTP response head.
@@ -592,19 +608,16 @@ impl RawClient {
     /// Fails on socket errors and when the answer is not a 101.
     pub fn upgrade(addr: SocketAddr, path_and_query: &str) -> io::Result<RawClient> {
         let mut stream = TcpStream::connect(addr)?;
-        let key = random_key();
-        stream.write_all(&upgrade_head(addr, path_and_query, &key, &[]))?;
-        let (head, leftover) = read_head(&mut stream)?;
-        if head.status != 101 {
-            return Err(io::Error::other(format!(
-                "upgrade refused: {}",
-                head.status
-            )));
+        let (mut handshake, request) = client_request(addr, path_and_query, &[]);
+        stream.write_all(&request)?;
+        match finish_handshake(&mut stream, &mut handshake) {
+            Ok(leftover) => Ok(RawClient {
+                stream,
+                buf: leftover,
+            }),
+            Err(ConnectError::Io(e)) => Err(e),
+            Err(other) => Err(io::Error::other(other.to_string())),
         }
-        Ok(RawClient {
-            stream,
-            buf: leftover,
-        })
     }
 
     /// Writes bytes as they are.
@@ -738,9 +751,12 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_sixteen_bytes_of_base64() {
-        let key = random_key();
-        assert_eq!(key.len(), 24);
-        assert!(key.ends_with("=="));
+    fn extra_headers_go_before_the_blank_line() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 9));
+        let headers = [("Origin", "https://a.example"), ("X-Test", "1")];
+        let (_, request) = client_request(addr, "/echo", &headers);
+        let text = String::from_utf8(request).expect("ASCII request");
+        assert!(text.contains("\r\nOrigin: https://a.example\r\n"));
+        assert!(text.ends_with("\r\nX-Test: 1\r\n\r\n"));
     }
 }
