@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use async_net::TcpStream;
@@ -28,6 +28,14 @@ use crate::session;
 /// Size of the reused read buffer; a chat line is at most a few KiB.
 const READ_CHUNK: usize = 4096;
 
+/// Commands a room task may have waiting before its members' readers stop
+/// reading for a moment, so senders faster than the room cannot grow its
+/// queue without bound.
+const MAX_ROOM_BACKLOG: usize = 1024;
+
+/// How long a reader pauses while its room is behind.
+const BACKLOG_PAUSE: Duration = Duration::from_millis(1);
+
 /// What woke a member's reader.
 enum Wake {
     /// The socket produced bytes, ended (`Ok(0)`) or failed.
@@ -38,6 +46,8 @@ enum Wake {
     Shutdown,
     /// The room dropped the member for a full queue.
     Kicked,
+    /// The room was behind, and the reader paused instead of reading.
+    Paused,
 }
 
 /// Serves a `/joinRoom` upgrade: joins the room (answering 409 if the
@@ -183,7 +193,14 @@ impl MemberReader<'_> {
                 deadline.wait().await;
                 Wake::Timer
             };
-            let read = async { Wake::Read(stream.read(&mut buf).await) };
+            let room_behind = self.room.len() > MAX_ROOM_BACKLOG;
+            let read = async {
+                if room_behind {
+                    Timer::after(BACKLOG_PAUSE).await;
+                    return Wake::Paused;
+                }
+                Wake::Read(stream.read(&mut buf).await)
+            };
             let wake = stop.or(kick).or(timer).or(read).await;
             watch_shutdown &= !matches!(wake, Wake::Shutdown);
             watch_kick &= !matches!(wake, Wake::Kicked);
@@ -205,6 +222,7 @@ impl MemberReader<'_> {
                 self.conn.handle_input(Instant::now(), bytes);
             }
             Wake::Timer => self.conn.handle_timeout(Instant::now()),
+            Wake::Paused => {}
             Wake::Shutdown => {
                 let reason = "server shutting down";
                 self.conn.close(CloseCode::GOING_AWAY, reason);

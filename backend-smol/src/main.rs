@@ -24,6 +24,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use smol::Executor;
 
+/// Parses the flags, starts the executor threads and serves until a signal.
 fn main() -> ExitCode {
     let args = ServerArgs::parse();
     init_logging(&args.log_level);
