@@ -4,6 +4,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::chat::{parse_chat_cases, ChatCase};
 use crate::vector::{parse_cases, WsCase};
 
 /// Returns the `vectors/` directory of this crate's source tree.
@@ -35,6 +36,26 @@ pub fn ws_cases(vectors: &Path) -> io::Result<Vec<WsCase>> {
     for path in files_with_extension(&vectors.join("ws"), "vec")? {
         let text = fs::read_to_string(&path)?;
         let parsed = parse_cases(&text).map_err(|error| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {error}", path.display()),
+            )
+        })?;
+        cases.extend(parsed);
+    }
+    Ok(cases)
+}
+
+/// Reads every chat case of `vectors/chat/*.chat`, in file order.
+///
+/// # Errors
+///
+/// Fails when a file cannot be read or parsed, naming the file and line.
+pub fn chat_cases(vectors: &Path) -> io::Result<Vec<ChatCase>> {
+    let mut cases = Vec::new();
+    for path in files_with_extension(&vectors.join("chat"), "chat")? {
+        let text = fs::read_to_string(&path)?;
+        let parsed = parse_chat_cases(&text).map_err(|error| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("{}: {error}", path.display()),
