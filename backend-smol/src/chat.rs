@@ -25,9 +25,6 @@ use crate::rooms::{RoomCommand, Rooms};
 use crate::server::Server;
 use crate::session;
 
-/// Size of the reused read buffer; a chat line is at most a few KiB.
-const READ_CHUNK: usize = 4096;
-
 /// Commands a room task may have waiting before its members' readers stop
 /// reading for a moment, so senders faster than the room cannot grow its
 /// queue without bound.
@@ -50,6 +47,14 @@ enum Wake {
     Paused,
 }
 
+/// What the handshake leaves for the member's reader.
+pub struct Input {
+    /// Bytes that followed the request head, such as a pipelined frame.
+    pub leftover: Vec<u8>,
+    /// The connection's read buffer, reused.
+    pub buf: Vec<u8>,
+}
+
 /// Serves a `/joinRoom` upgrade: joins the room (answering 409 if the
 /// session is already there), writes the 101, and runs the member until
 /// its connection ends.
@@ -59,7 +64,7 @@ pub async fn run(
     peer: SocketAddr,
     params: JoinParams,
     upgrade: Upgrade,
-    leftover: Vec<u8>,
+    input: Input,
 ) {
     let JoinParams {
         user_name,
@@ -99,7 +104,7 @@ pub async fn run(
         room: membership.room,
         id: membership.id,
     };
-    let info = reader.drive(stream, leftover, ends.kicked).await;
+    let info = reader.drive(stream, input, ends.kicked).await;
 
     let_writer_finish(server, writer, &info.cause).await;
     let code = info
@@ -149,7 +154,7 @@ impl MemberReader<'_> {
     async fn drive(
         mut self,
         mut stream: TcpStream,
-        leftover: Vec<u8>,
+        input: Input,
         kicked: Receiver<()>,
     ) -> CloseInfo {
         // The two signals are waited on by futures that live as long as the
@@ -160,7 +165,7 @@ impl MemberReader<'_> {
         let mut watch_shutdown = true;
         let mut watch_kick = true;
         let mut deadline = Deadline::new();
-        let mut buf = vec![0u8; READ_CHUNK];
+        let Input { leftover, mut buf } = input;
         if !leftover.is_empty() {
             self.conn.handle_input(Instant::now(), &leftover);
         }

@@ -19,7 +19,8 @@ use crate::deadline::Deadline;
 use crate::server::Server;
 use crate::session;
 
-/// Size of the reused read buffer.
+/// Size of the reused read buffer, larger than a chat member's since echo
+/// messages run to megabytes.
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Capacity above which the write buffer is given back after a large
@@ -44,6 +45,7 @@ pub async fn run(
     peer: SocketAddr,
     upgrade: Upgrade,
     leftover: Vec<u8>,
+    mut buf: Vec<u8>,
 ) {
     let response = upgrade.response_bytes();
     if session::write_all(server, &mut stream, &response)
@@ -58,7 +60,8 @@ pub async fn run(
     if !leftover.is_empty() {
         conn.handle_input(Instant::now(), &leftover);
     }
-    let info = drive(server, &mut stream, &mut conn).await;
+    buf.resize(READ_CHUNK, 0);
+    let info = drive(server, &mut stream, &mut conn, &mut buf).await;
     log::debug!(
         "echo peer {peer} left: close {:?} {:?} ({:?})",
         info.code,
@@ -68,14 +71,18 @@ pub async fn run(
 }
 
 /// Runs the echo loop until the connection finishes; returns how it did.
-async fn drive(server: &Server, stream: &mut TcpStream, conn: &mut Connection) -> CloseInfo {
+async fn drive(
+    server: &Server,
+    stream: &mut TcpStream,
+    conn: &mut Connection,
+    buf: &mut [u8],
+) -> CloseInfo {
     // One future waits for the shutdown for the whole loop, so no wakeup
     // registers and drops a listener again.
     let shutdown = server.shutdown_signal();
     let mut shutdown = pin!(shutdown.recv());
     let mut watch_shutdown = true;
     let mut deadline = Deadline::new();
-    let mut buf = vec![0u8; READ_CHUNK];
     let mut out = Vec::new();
     let mut closed = None;
 
@@ -107,12 +114,12 @@ async fn drive(server: &Server, stream: &mut TcpStream, conn: &mut Connection) -
             deadline.wait().await;
             Wake::Timer
         };
-        let read = async { Wake::Read(stream.read(&mut buf).await) };
+        let read = async { Wake::Read(stream.read(buf).await) };
         match stop.or(timer).or(read).await {
             Wake::Read(Ok(0)) | Wake::Read(Err(_)) => conn.handle_eof(),
             Wake::Read(Ok(n)) => {
                 server.metrics.bytes_received(n);
-                conn.handle_input(Instant::now(), &buf[..n]);
+                conn.handle_input(Instant::now(), buf.get(..n).unwrap_or_default());
             }
             Wake::Timer => conn.handle_timeout(Instant::now()),
             Wake::Shutdown => {

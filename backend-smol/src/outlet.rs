@@ -171,7 +171,7 @@ pub async fn run_writer(
     queue: Receiver<Outgoing>,
     metrics: Arc<Metrics>,
 ) -> io::Result<()> {
-    let mut batch: Vec<Outgoing> = Vec::with_capacity(64);
+    let mut batch: Vec<Outgoing> = Vec::new();
     loop {
         let Ok(first) = queue.recv().await else {
             return Ok(());

@@ -16,8 +16,9 @@ use smol::Timer;
 use crate::server::Server;
 use crate::{chat, echo};
 
-/// Size of the buffer the request head is read into.
-const HEAD_CHUNK: usize = 4096;
+/// Size of the buffer the request head is read into; a chat member goes on
+/// reading into the same buffer.
+const READ_CHUNK: usize = 4096;
 
 /// Longest a refused peer gets to stop sending after its answer, so that
 /// closing the socket does not reset the answer away.
@@ -31,7 +32,10 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let (_guard, busy) = server.open_connection();
     let _ = stream.set_nodelay(true);
 
-    let Some((request, leftover)) = read_request(&server, &mut stream, peer).await else {
+    // One heap buffer serves the whole connection, so the task itself stays
+    // small while it waits.
+    let mut buf = vec![0u8; READ_CHUNK];
+    let Some((request, leftover)) = read_request(&server, &mut stream, peer, &mut buf).await else {
         return;
     };
     if busy {
@@ -40,9 +44,12 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
 
     match request {
         Request::Join { params, upgrade } => {
-            chat::run(&server, stream, peer, params, upgrade, leftover).await;
+            let input = chat::Input { leftover, buf };
+            chat::run(&server, stream, peer, params, upgrade, input).await;
         }
-        Request::Echo { upgrade } => echo::run(&server, stream, peer, upgrade, leftover).await,
+        Request::Echo { upgrade } => {
+            echo::run(&server, stream, peer, upgrade, leftover, buf).await;
+        }
         Request::Health => answer(&server, stream, &health_response()).await,
         Request::Metrics => {
             let body = server.metrics.render();
@@ -71,11 +78,11 @@ async fn read_request(
     server: &Server,
     stream: &mut TcpStream,
     peer: SocketAddr,
+    buf: &mut [u8],
 ) -> Option<(Request, Vec<u8>)> {
     let mut handshake = ServerHandshake::new(&server.config, Instant::now());
     let deadline = Timer::at(handshake.poll_timeout());
     let shutdown = server.shutdown_signal();
-    let mut buf = [0u8; HEAD_CHUNK];
 
     let expired = async {
         deadline.await;
@@ -87,12 +94,13 @@ async fn read_request(
     };
     let read = async {
         loop {
-            let n = match stream.read(&mut buf).await {
+            let n = match stream.read(buf).await {
                 Ok(0) | Err(_) => return HeadOutcome::Left,
                 Ok(n) => n,
             };
             server.metrics.bytes_received(n);
-            if let Progress::Done { request, leftover } = handshake.handle_input(&buf[..n]) {
+            let input = buf.get(..n).unwrap_or_default();
+            if let Progress::Done { request, leftover } = handshake.handle_input(input) {
                 return HeadOutcome::Done(request, leftover);
             }
         }
@@ -125,7 +133,7 @@ async fn answer(server: &Server, mut stream: TcpStream, response: &[u8]) {
     let _ = stream.shutdown(Shutdown::Write);
 
     let drain = async {
-        let mut buf = [0u8; 4096];
+        let mut buf = vec![0u8; READ_CHUNK];
         let mut total = 0;
         while total < LINGER_BYTES {
             match stream.read(&mut buf).await {
