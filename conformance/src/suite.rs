@@ -36,6 +36,7 @@ macro_rules! server_suite {
             join_and_leave_reach_the_others,
             empty_room_is_removed,
             concurrent_senders_see_one_order,
+            racing_joins_and_leaves_are_never_lost,
             stalled_member_is_dropped_while_others_keep_up,
             blank_lines_are_ignored,
             malformed_request_is_refused_with_400,
@@ -381,6 +382,34 @@ pub fn concurrent_senders_see_one_order(binary: &Path) {
     }
 }
 
+/// Members joining and leaving one room from several threads always get
+/// their welcome, however the joins race the room's end, and the room is
+/// gone afterwards.
+pub fn racing_joins_and_leaves_are_never_lost(binary: &Path) {
+    const THREADS: usize = 4;
+    const CYCLES: usize = 25;
+    let server = start(binary, &[]);
+    let addr = server.addr();
+
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            thread::spawn(move || {
+                for cycle in 0..CYCLES {
+                    let session = format!("session-{t}-{cycle}");
+                    let (mut client, welcome) = join(addr, "churn", "user", &session);
+                    assert_eq!(welcome["you"]["session_id"], session.as_str());
+                    client.close(1000);
+                    expect_close_code(&mut client);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("churn thread");
+    }
+    wait_until_idle(addr);
+}
+
 /// A member that never reads is dropped once its queue is full, while the
 /// others keep receiving every line in order.
 pub fn stalled_member_is_dropped_while_others_keep_up(binary: &Path) {
@@ -724,7 +753,9 @@ pub fn shutdown_gives_up_on_silent_members_after_the_grace(binary: &Path) {
     assert_eq!(close.payload.get(..2), Some(&[0x03, 0xe9][..]), "code 1001");
 
     // The close timeout is far away, so only the grace can end the process.
-    let status = server.wait_timeout(STEP).expect("server exits within the grace");
+    let status = server
+        .wait_timeout(STEP)
+        .expect("server exits within the grace");
     assert!(status.success(), "exit status {status}");
 }
 
