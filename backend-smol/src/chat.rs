@@ -92,6 +92,11 @@ pub async fn run(
         return;
     }
 
+    log::debug!(
+        "room {}: member {session} ({peer}) joined",
+        room_code.as_str()
+    );
+
     // The welcome is already queued; the writer sends it first.
     let metrics = Arc::clone(&server.metrics);
     let writer = run_writer(stream.clone(), outlet.clone(), ends.queue, metrics);
