@@ -230,8 +230,10 @@ fn spawn_stderr_reader(
 fn parse_listen_line(line: &str) -> Option<SocketAddr> {
     let start = line.find(LISTEN_MARKER)? + LISTEN_MARKER.len();
     let rest = &line[start..];
+    // The address ends at the first character no socket address holds, such
+    // as a space, a comma or the escape of a colour code.
     let end = rest
-        .find(|c: char| c.is_whitespace() || c == ',' || c == ';')
+        .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
@@ -308,6 +310,11 @@ mod tests {
         assert_eq!(
             parse_listen_line(line),
             Some(SocketAddr::from(([127, 0, 0, 1], 4242)))
+        );
+        let coloured = "\u{1b}[32mINFO\u{1b}[0m listening on 127.0.0.1:9\u{1b}[0m";
+        assert_eq!(
+            parse_listen_line(coloured),
+            Some(SocketAddr::from(([127, 0, 0, 1], 9)))
         );
         let with_limits = "listening on [::1]:80, max connections 10";
         assert_eq!(with_limits.find(LISTEN_MARKER), Some(0));
