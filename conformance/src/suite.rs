@@ -548,6 +548,10 @@ pub fn unknown_path_is_refused_with_404(binary: &Path) {
     // /echo is not served without --echo.
     let echo = upgrade_request("/echo", "Sec-WebSocket-Version: 13\r\n");
     expect_refusal(server.addr(), &echo, 404);
+    assert_eq!(
+        metric(server.addr(), "natter_refusals_total{status=\"404\"}"),
+        2.0
+    );
 }
 
 /// A method other than GET gets 405 with `Allow: GET`.
