@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use natter_core::config::ServerConfig;
 use natter_core::handshake::{
-    health_response, ok_response, Progress, Request, ServerHandshake, METRICS_CONTENT_TYPE,
+    health_response, ok_response, Progress, Refusal, Request, ServerHandshake, METRICS_CONTENT_TYPE,
 };
 
 use crate::expr::Expr;
@@ -27,6 +27,9 @@ pub struct HttpCase {
     pub unsupported: Option<String>,
     /// Server settings the case needs, as `name=value`.
     pub config: Vec<(String, String)>,
+    /// Connections the harness opens to `/echo` and keeps open while the
+    /// request is answered, to bring the server to its connection limit.
+    pub hold: usize,
     /// The request bytes.
     pub request: Vec<u8>,
     /// The status the response must have.
@@ -48,6 +51,9 @@ impl HttpCase {
             match name.as_str() {
                 "echo" => config.echo_enabled = value != "off",
                 "allowed-origin" => config.allowed_origins.push(value.clone()),
+                "max-connections" => {
+                    config.max_connections = value.parse().unwrap_or(config.max_connections);
+                }
                 _ => {}
             }
         }
@@ -61,8 +67,8 @@ impl HttpCase {
             flags.push("--echo".to_owned());
         }
         for (name, value) in &self.config {
-            if name == "allowed-origin" {
-                flags.push("--allowed-origin".to_owned());
+            if matches!(name.as_str(), "allowed-origin" | "max-connections") {
+                flags.push(format!("--{name}"));
                 flags.push(value.clone());
             }
         }
@@ -123,6 +129,11 @@ fn parse_http_line(case: &mut HttpCase, line: &str) -> Result<(), String> {
         "about" => case.about = rest.to_owned(),
         "note" => case.notes.push(rest.to_owned()),
         "unsupported" => case.unsupported = Some(rest.to_owned()),
+        "hold" => {
+            case.hold = rest
+                .parse()
+                .map_err(|_| format!("bad hold count `{rest}`"))?
+        }
         "config" => {
             let (name, value) = rest.split_once('=').ok_or("config needs name=value")?;
             case.config.push((name.to_owned(), value.to_owned()));
@@ -245,6 +256,10 @@ pub fn judge_http(case: &HttpCase, response: &Response) -> Result<(), Vec<String
 /// Runs the request through `ServerHandshake`, whole and then one byte at a
 /// time, and returns the response a server would write.
 ///
+/// A case that holds as many connections as the server allows gets the
+/// core's [`Refusal::server_busy`], the answer both servers send then:
+/// only the server's count of open connections decides it.
+///
 /// # Errors
 ///
 /// Fails when the handshake wants more bytes after the whole head, or when
@@ -255,6 +270,11 @@ pub fn run_core(case: &HttpCase) -> Result<Response, String> {
     let bytewise = decide(&config, case.request.chunks(1))?;
     if whole != bytewise {
         return Err("the request fed byte by byte got another answer than whole".to_owned());
+    }
+
+    if case.hold >= config.max_connections {
+        let busy = Refusal::server_busy().to_bytes();
+        return Response::parse(&busy).ok_or_else(|| "the 503 does not parse".to_owned());
     }
     Response::parse(&whole).ok_or_else(|| "the core's response does not parse".to_owned())
 }
@@ -286,6 +306,11 @@ fn decide<'a>(
 ///
 /// Fails on a transport error, a timeout, or a response that does not parse.
 pub fn run_live(addr: SocketAddr, case: &HttpCase, timeout: Duration) -> Result<Response, String> {
+    // The held connections stay open until the response is read.
+    let _held = (0..case.hold)
+        .map(|_| hold_echo(addr, timeout))
+        .collect::<Result<Vec<_>, _>>()?;
+
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(timeout))
@@ -326,6 +351,33 @@ pub fn run_live(addr: SocketAddr, case: &HttpCase, timeout: Duration) -> Result<
             text.chars().take(80).collect::<String>()
         )
     })
+}
+
+/// Opens an `/echo` connection and reads its 101, so that the server
+/// counts it before the case's own request arrives.
+fn hold_echo(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
+    let failed = |e: std::io::Error| format!("cannot hold a connection open: {e}");
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(failed)?;
+    stream.set_read_timeout(Some(timeout)).map_err(failed)?;
+    let upgrade = "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Sec-WebSocket-Version: 13\r\n\r\n";
+    stream.write_all(upgrade.as_bytes()).map_err(failed)?;
+
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            Ok(_) => return Err("a held connection was closed before its 101".to_owned()),
+            Err(error) => return Err(failed(error)),
+        }
+    }
+    if head.starts_with(b"HTTP/1.1 101") {
+        Ok(stream)
+    } else {
+        Err("a held connection was not upgraded".to_owned())
+    }
 }
 
 #[cfg(test)]

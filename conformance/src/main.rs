@@ -1,5 +1,6 @@
-//! `natter-conformance`: replays the WebSocket vectors against a live server
-//! (`--server` or `--spawn`), or rewrites the vector files (`--generate`).
+//! `natter-conformance`: replays the WebSocket, chat and HTTP vectors against a
+//! live server (`--server` or `--spawn`), or rewrites the generated vector
+//! files (`--generate`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,14 +10,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use natter_conformance::chat::{judge_chat, ChatCase};
 use natter_conformance::http::{judge_http, parse_http_cases, run_live, HttpCase};
-use natter_conformance::live;
 use natter_conformance::load::{
-    default_vectors_dir, files_with_extension, glob_matches, write_generated, ws_cases,
+    chat_cases, default_vectors_dir, files_with_extension, glob_matches, write_generated, ws_cases,
 };
 use natter_conformance::server::{locate_binary, ServerProcess};
 use natter_conformance::vector::WsCase;
 use natter_conformance::verdict::{describe_expectation, judge, Observation};
+use natter_conformance::{live, live_chat};
 use serde_json::json;
 
 /// Replays natter's conformance vectors against a live server.
@@ -26,8 +28,8 @@ struct Args {
     /// The server to test, such as ws://127.0.0.1:9001 (its /echo is used).
     #[arg(long, value_name = "URL", conflicts_with = "spawn")]
     server: Option<String>,
-    /// Start this server (smol or std) on 127.0.0.1:0 with --echo, test it,
-    /// and stop it.
+    /// Start this server (smol or std) on 127.0.0.1:0 with --echo and
+    /// otherwise default flags, test it, and stop it.
     #[arg(long, value_name = "BACKEND")]
     spawn: Option<String>,
     /// Run only the cases whose id matches this glob, such as `6.4.*`.
@@ -94,8 +96,16 @@ fn main() -> ExitCode {
         Ok(http) => http,
         Err(error) => return fail(&format!("cannot read the http vectors: {error}")),
     };
+    let chat = match chat_cases(&vectors) {
+        Ok(chat) => chat
+            .into_iter()
+            .filter(|case| glob_matches(&args.cases, &case.id))
+            .collect::<Vec<_>>(),
+        Err(error) => return fail(&format!("cannot read the chat vectors: {error}")),
+    };
     let mut tally = Tally::default();
     run_all(addr, &cases, &args, &mut tally);
+    run_chat(addr, &chat, &args, &mut tally);
     run_http(addr, &http, &args, &mut tally);
     tally.finish(&report)
 }
@@ -233,9 +243,101 @@ fn target(args: &Args) -> Result<(SocketAddr, Option<ServerProcess>), String> {
 
     let name = backend_binary(args.spawn.as_deref())?;
     let binary = locate_binary(name, name);
-    let server = ServerProcess::start(&binary, &["--echo", "--no-rate-limit"])
+    let server = ServerProcess::start(&binary, &["--echo"])
         .map_err(|error| format!("cannot start {name}: {error}"))?;
     Ok((server.addr(), Some(server)))
+}
+
+/// One chat case's result.
+struct ChatOutcome {
+    failures: Vec<String>,
+    /// What each member received, one line per member.
+    seen: Vec<String>,
+    millis: u128,
+}
+
+/// Runs the chat cases, a few at once, each in rooms of its own, and prints
+/// one line each (with what every member expected and saw, on failure).
+fn run_chat(addr: SocketAddr, cases: &[ChatCase], args: &Args, tally: &mut Tally) {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<ChatOutcome>>> =
+        Mutex::new((0..cases.len()).map(|_| None).collect());
+    let timeout = Duration::from_secs(args.timeout);
+    let run = run_tag();
+
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.max(1) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                let Some(case) = cases.get(index) else {
+                    return;
+                };
+                if case.unsupported.is_some() {
+                    continue;
+                }
+                let started = Instant::now();
+                let tag = format!("{run}-{index}");
+                let seen = live_chat::run_chat_case(addr, case, &tag, timeout);
+                let failures = judge_chat(case, &seen).err().unwrap_or_default();
+                let lines = seen
+                    .seen
+                    .iter()
+                    .map(|(member, lines)| format!("{member}: {}", lines.join(" | ")))
+                    .collect();
+                let outcome = ChatOutcome {
+                    failures,
+                    seen: lines,
+                    millis: started.elapsed().as_millis(),
+                };
+                if let Ok(mut results) = results.lock() {
+                    results[index] = Some(outcome);
+                }
+            });
+        }
+    });
+
+    let results = results.into_inner().unwrap_or_default();
+    for (case, result) in cases.iter().zip(results) {
+        let Some(ChatOutcome {
+            failures,
+            seen,
+            millis,
+        }) = result
+        else {
+            let reason = case.unsupported.as_deref().unwrap_or("not run");
+            println!("UNSUPPORTED {} {reason}", case.id);
+            tally
+                .entries
+                .push(json!({"id": case.id, "verdict": "unsupported", "reason": reason}));
+            continue;
+        };
+        if failures.is_empty() {
+            tally.passed += 1;
+            println!("PASS {} ({millis} ms) {}", case.id, case.about);
+        } else {
+            tally.failed += 1;
+            println!("FAIL {} {}", case.id, case.about);
+            for failure in &failures {
+                println!("     - {failure}");
+            }
+        }
+        tally.entries.push(json!({
+            "id": case.id,
+            "about": case.about,
+            "verdict": if failures.is_empty() { "pass" } else { "fail" },
+            "failures": failures,
+            "seen": seen,
+            "millis": millis as u64,
+        }));
+    }
+}
+
+/// Returns a short tag unique to this run, for room codes.
+fn run_tag() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}{:x}", std::process::id(), nanos & 0xff_ffff)
 }
 
 /// Runs every case, a few at once, prints one line each and the summary,
