@@ -3,8 +3,10 @@
 //! The room task pushes [`SharedFrame`]s with [`Outlet::push`]; the member's
 //! own connection task pushes the control frames its `Connection` produces
 //! with [`Outlet::push_control`]. The queue is unbounded as a channel but
-//! bounded by the bytes of room frames it holds: a push past the bound
-//! refuses the frame and marks the member kicked, so the room never waits.
+//! bounded by the bytes it holds: a push past the bound refuses the frame and
+//! marks the member kicked, so the room never waits. Control frames count
+//! too, so a peer that sends pings but never reads cannot pile up pongs; only
+//! the final close frame is always let through.
 //! One writer per member ([`run_writer`]) takes everything ready at once and
 //! writes it with vectored writes, without copying the shared frames.
 
@@ -53,7 +55,7 @@ impl Outgoing {
 /// State shared by a member's outlet handles, its writer and its reader.
 #[derive(Debug)]
 struct OutletState {
-    /// Bytes of room frames queued and not yet written.
+    /// Bytes queued and not yet written.
     queued: AtomicUsize,
     /// Bound on `queued`.
     limit: usize,
@@ -133,13 +135,26 @@ impl Outlet {
         Ok(())
     }
 
-    /// Queues control bytes from the member's own connection, outside the bound.
+    /// Queues control bytes from the member's own connection.
     ///
-    /// Returns `false` when the writer has ended.
+    /// Bytes that hold our close frame are always queued. Others that would
+    /// take the queue past its bound are dropped and the member is marked
+    /// kicked, as for a room frame. Returns `false` when the bytes were not
+    /// queued.
     pub fn push_control(&self, bytes: Vec<u8>, closes: bool) -> bool {
-        self.sender
-            .try_send(Outgoing::Control { bytes, closes })
-            .is_ok()
+        let len = bytes.len();
+        let before = self.state.queued.fetch_add(len, Ordering::AcqRel);
+        if !closes && before.saturating_add(len) > self.state.limit {
+            self.state.queued.fetch_sub(len, Ordering::AcqRel);
+            self.mark_kicked();
+            return false;
+        }
+
+        let queued = self.sender.try_send(Outgoing::Control { bytes, closes });
+        if queued.is_err() {
+            self.state.queued.fetch_sub(len, Ordering::AcqRel);
+        }
+        queued.is_ok()
     }
 
     /// Marks the member kicked: the writer skips room frames from now on and
@@ -186,14 +201,10 @@ pub async fn run_writer(
             }
         }
 
-        let room_bytes: usize = batch
-            .iter()
-            .filter(|item| matches!(item, Outgoing::Room(_)))
-            .map(|item| item.bytes().len())
-            .sum();
+        let batch_bytes: usize = batch.iter().map(|item| item.bytes().len()).sum();
         let written = write_batch(&mut stream, &batch).await;
         batch.clear();
-        outlet.state.queued.fetch_sub(room_bytes, Ordering::AcqRel);
+        outlet.state.queued.fetch_sub(batch_bytes, Ordering::AcqRel);
         metrics.bytes_sent(written?);
         stream.flush().await?;
 
@@ -294,6 +305,17 @@ mod tests {
         assert!(outlet.is_kicked());
         assert!(ends.kicked.try_recv().is_ok());
         assert_eq!(ends.queue.len(), 3);
+    }
+
+    #[test]
+    fn pongs_past_the_bound_kick_but_the_close_always_passes() {
+        let (outlet, ends) = Outlet::new(300);
+        assert!(outlet.push_control(vec![0x8a; 200], false));
+        assert!(!outlet.push_control(vec![0x8a; 200], false));
+        assert!(outlet.is_kicked());
+
+        assert!(outlet.push_control(vec![0x88; 200], true));
+        assert_eq!(ends.queue.len(), 2);
     }
 
     #[test]

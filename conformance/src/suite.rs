@@ -38,6 +38,7 @@ macro_rules! server_suite {
             concurrent_senders_see_one_order,
             racing_joins_and_leaves_are_never_lost,
             stalled_member_is_dropped_while_others_keep_up,
+            ping_flood_without_reading_is_dropped,
             blank_lines_are_ignored,
             malformed_request_is_refused_with_400,
             bad_query_is_refused_with_400,
@@ -477,6 +478,31 @@ pub fn stalled_member_is_dropped_while_others_keep_up(binary: &Path) {
         ),
         None => panic!("the stalled member's connection never ended"),
     }
+}
+
+/// A member that sends pings but never reads its pongs is dropped once they
+/// pass its queue bound, instead of piling them up.
+pub fn ping_flood_without_reading_is_dropped(binary: &Path) {
+    const PINGS_PER_WRITE: usize = 1_000;
+    const MAX_WRITES: usize = 400;
+    let args = ["--max-queue-bytes", "16384", "--close-timeout", "200ms"];
+    let server = start(binary, &args);
+    let addr = server.addr();
+    let path = join_path("r", "ana", "session-a");
+    let mut flooder = RawClient::upgrade(addr, &path).expect("upgrade");
+
+    let ping = masked_frame(0x9, true, &[b'p'; 125]);
+    let burst: Vec<u8> = ping.repeat(PINGS_PER_WRITE);
+    let mut writes = 0;
+    while metric(addr, "natter_members") > 0.0 {
+        assert!(writes < MAX_WRITES, "the flooding member was never dropped");
+        writes += 1;
+        // The server may hang up mid-write once it has had enough.
+        if flooder.write(&burst).is_err() {
+            break;
+        }
+    }
+    wait_until_idle(addr);
 }
 
 /// Empty and white-space lines are dropped without a seq.
