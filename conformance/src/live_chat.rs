@@ -40,8 +40,6 @@ struct LiveMember {
     stream: Option<TcpStream>,
     frames: Option<Receiver<FromServer>>,
     harness_closed: bool,
-    saw_close: bool,
-    eof: bool,
 }
 
 /// The state of one live case.
@@ -86,8 +84,6 @@ pub fn run_chat_case(
                 stream: None,
                 frames: None,
                 harness_closed: false,
-                saw_close: false,
-                eof: false,
             })
             .collect(),
         seen: ChatObservation::for_case(case),
@@ -215,7 +211,6 @@ impl LiveRun<'_> {
         let frames = match frames.recv_timeout(wait) {
             Ok(FromServer::Frames(frames)) => frames,
             Ok(FromServer::Eof) | Err(RecvTimeoutError::Disconnected) => {
-                member.eof = true;
                 member.frames = None;
                 return false;
             }
@@ -238,7 +233,6 @@ impl LiveRun<'_> {
     /// step.
     fn answer_close(&mut self, index: usize, code: Option<u16>) {
         let member = &mut self.members[index];
-        member.saw_close = true;
         if !member.harness_closed {
             member.harness_closed = true;
             let payload = code.map(u16::to_be_bytes);
@@ -259,7 +253,6 @@ impl LiveRun<'_> {
                     self.seen.problems.extend(more);
                 }
                 Ok(FromServer::Eof) | Err(RecvTimeoutError::Disconnected) => {
-                    member.eof = true;
                     member.frames = None;
                 }
                 Err(RecvTimeoutError::Timeout) => {
