@@ -1,66 +1,53 @@
-//! A chat member's connection: join the room, then read, hand bytes to the
-//! core's `Connection`, forward its lines to the room task, and queue its
-//! control frames behind the room's frames.
+//! A chat member's connection: join the room, then one task per member
+//! reads, hands bytes to the core's `Connection`, forwards its lines to the
+//! room task, and writes the member's queue, its control frames behind the
+//! room's frames.
 
-use std::io;
-use std::net::SocketAddr;
-use std::pin::pin;
+use std::future::{poll_fn, Future};
+use std::net::{SocketAddr, TcpStream};
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use async_net::TcpStream;
-use futures_lite::{future, AsyncReadExt, FutureExt};
+use futures_lite::Stream;
 use natter_core::close::CloseCode;
 use natter_core::connection::{
     CloseCause, CloseInfo, Connection, ConnectionConfig, Event, Message, Role,
 };
 use natter_core::handshake::{JoinParams, Upgrade};
 use natter_core::room::{Member, MemberId};
-use smol::{Task, Timer};
+use smol::{Async, Timer};
 
 use crate::deadline::Deadline;
-use crate::outlet::{run_writer, Outlet};
+use crate::outlet::{Flushed, Outlet, Writer};
 use crate::rooms::{RoomCommand, Rooms};
-use crate::server::Server;
+use crate::scratch;
+use crate::server::{ConnectionGuard, Server};
 use crate::session;
 
-/// Commands a room task may have waiting before its members' readers stop
-/// reading for a moment, so senders faster than the room cannot grow its
-/// queue without bound.
+/// Commands a room task may have waiting before its members stop reading
+/// for a moment, so senders faster than the room cannot grow its queue
+/// without bound.
 const MAX_ROOM_BACKLOG: usize = 1024;
 
-/// How long a reader pauses while its room is behind.
+/// How long a member pauses its reading while its room is behind.
 const BACKLOG_PAUSE: Duration = Duration::from_millis(1);
 
-/// What woke a member's reader.
-enum Wake {
-    /// The socket produced bytes, ended (`Ok(0)`) or failed.
-    Read(std::io::Result<usize>),
-    /// The connection's timer passed.
-    Timer,
-    /// The server is shutting down.
-    Shutdown,
-    /// The room dropped the member for a full queue.
-    Kicked,
-    /// The room was behind, and the reader paused instead of reading.
-    Paused,
-}
-
-/// What the handshake leaves for the member's reader.
+/// What the handshake leaves for the member.
 pub struct Input {
     /// Bytes that followed the request head, such as a pipelined frame.
     pub leftover: Vec<u8>,
-    /// The connection's read buffer, reused.
-    pub buf: Vec<u8>,
+    /// Keeps the connection counted for as long as the member lives.
+    pub guard: ConnectionGuard,
 }
 
 /// Serves a `/joinRoom` upgrade: joins the room (answering 409 if the
-/// session is already there), writes the 101, and runs the member until
-/// its connection ends.
+/// session is already there), writes the 101, and spawns the member's task.
 pub async fn run(
     server: &Arc<Server>,
-    mut stream: TcpStream,
+    mut stream: async_net::TcpStream,
     peer: SocketAddr,
     params: JoinParams,
     upgrade: Upgrade,
@@ -71,177 +58,179 @@ pub async fn run(
         room_code,
         session_id,
     } = params;
-    let session = session_id.as_str().to_owned();
+    let label = format!(
+        "room {}: member {} ({peer})",
+        room_code.as_str(),
+        session_id.as_str()
+    );
     let member = Member {
         user_name,
         session_id,
     };
 
     // The room answers before the 101 goes out, so a 409 is still possible.
-    let (outlet, ends) = Outlet::new(server.config.max_queue_bytes);
-    let joined = Rooms::join(server, room_code.clone(), member, outlet.clone()).await;
+    let (outlet, writer) = Outlet::new(server.config.max_queue_bytes);
+    let joined = Rooms::join(server, room_code, member, outlet).await;
     let membership = match joined {
         Ok(membership) => membership,
         Err(refusal) => return session::refuse(server, stream, peer, &refusal).await,
     };
     let response = upgrade.response_bytes();
-    let wrote = session::write_all(server, &mut stream, &response).await;
-    if wrote.is_err() {
+    if session::write_all(server, &mut stream, &response)
+        .await
+        .is_err()
+    {
         let leave = RoomCommand::Leave { id: membership.id };
         let _ = membership.room.try_send(leave);
         return;
     }
+    log::debug!("{label} joined");
 
-    log::debug!(
-        "room {}: member {session} ({peer}) joined",
-        room_code.as_str()
-    );
-
-    // The welcome is already queued; the writer sends it first.
-    let metrics = Arc::clone(&server.metrics);
-    let writer = run_writer(stream.clone(), outlet.clone(), ends.queue, metrics);
-    let writer = server.executor.spawn(writer);
-    let config = ConnectionConfig::chat(&server.config);
-    let reader = MemberReader {
-        server,
-        conn: Connection::new(Role::Server, config, Instant::now()),
-        outlet,
+    // The welcome is already queued; the member's task writes it first. The
+    // task is spawned afresh so that it holds only what a member needs, not
+    // the handshake's larger state.
+    let now = Instant::now();
+    let mut conn = Connection::new(Role::Server, ConnectionConfig::chat(&server.config), now);
+    if !input.leftover.is_empty() {
+        conn.handle_input(now, &input.leftover);
+    }
+    let task = MemberTask {
+        server: Arc::clone(server),
+        stream: stream.into(),
+        conn,
+        writer,
         room: membership.room,
         id: membership.id,
+        deadline: Deadline::new(),
+        watch_shutdown: true,
+        kick_seen: false,
+        label: label.into_boxed_str(),
+        _guard: input.guard,
     };
-    let info = reader.drive(stream, input, ends.kicked).await;
-
-    let_writer_finish(server, writer, &info.cause).await;
-    let code = info
-        .code
-        .map_or_else(|| "none".to_owned(), |c| c.to_string());
-    log::info!(
-        "room {}: member {session} ({peer}) left: close {code} {:?} ({:?})",
-        room_code.as_str(),
-        info.reason,
-        info.cause,
-    );
+    server.executor.spawn(task.run()).detach();
 }
 
-/// Waits, within the close timeout, for the writer to deliver the last
-/// frames when the peer is still reading: it answered or started the
-/// closing handshake, or broke the protocol and should learn the code.
-/// Otherwise nobody reads them and the writer is dropped at once.
-async fn let_writer_finish(server: &Server, writer: Task<io::Result<()>>, cause: &CloseCause) {
-    let peer_reads = match cause {
-        CloseCause::ClosedByPeer | CloseCause::Violation(_) => true,
-        CloseCause::ClosedByUs { acknowledged } => *acknowledged,
-        CloseCause::TimedOut | CloseCause::ConnectionLost => false,
-    };
-    if !peer_reads {
-        return;
-    }
-
-    let expired = async {
-        Timer::after(server.config.close_timeout).await;
-        Ok(())
-    };
-    let _ = writer.or(expired).await;
-}
-
-/// The reading half of a member's connection.
-struct MemberReader<'a> {
-    server: &'a Server,
+/// Everything a joined member holds while it lives.
+struct MemberTask {
+    server: Arc<Server>,
+    stream: Arc<Async<TcpStream>>,
     conn: Connection,
-    outlet: Outlet,
+    writer: Writer,
     room: Sender<RoomCommand>,
     id: MemberId,
+    deadline: Deadline,
+    watch_shutdown: bool,
+    kick_seen: bool,
+    /// Names the member in the logs: room, session and peer.
+    label: Box<str>,
+    _guard: ConnectionGuard,
 }
 
-impl MemberReader<'_> {
-    /// Runs the connection until it finishes, then leaves the room; returns
-    /// how it finished.
-    async fn drive(
-        mut self,
-        mut stream: TcpStream,
-        input: Input,
-        kicked: Receiver<()>,
-    ) -> CloseInfo {
-        // The two signals are waited on by futures that live as long as the
-        // loop, so no wakeup registers and drops a listener again.
-        let shutdown = self.server.shutdown_signal();
-        let mut shutdown = pin!(shutdown.recv());
-        let mut kicked = pin!(kicked.recv());
-        let mut watch_shutdown = true;
-        let mut watch_kick = true;
-        let mut deadline = Deadline::new();
-        let Input { leftover, mut buf } = input;
-        if !leftover.is_empty() {
-            self.conn.handle_input(Instant::now(), &leftover);
-        }
-
-        let info = loop {
-            let closed = self.forward_events();
-            self.transmit();
-            if let Some(info) = closed {
-                break info;
-            }
-
-            // Wait for whichever comes first; the rare wakeups are polled
-            // before the socket so a busy peer cannot starve them.
-            deadline.arm(self.conn.poll_timeout());
-            let stop = async {
-                if !watch_shutdown {
-                    future::pending::<()>().await;
-                }
-                let _ = shutdown.as_mut().await;
-                Wake::Shutdown
-            };
-            let kick = async {
-                if !watch_kick {
-                    future::pending::<()>().await;
-                }
-                let _ = kicked.as_mut().await;
-                Wake::Kicked
-            };
-            let timer = async {
-                deadline.wait().await;
-                Wake::Timer
-            };
-            let room_behind = self.room.len() > MAX_ROOM_BACKLOG;
-            let read = async {
-                if room_behind {
-                    Timer::after(BACKLOG_PAUSE).await;
-                    return Wake::Paused;
-                }
-                Wake::Read(stream.read(&mut buf).await)
-            };
-            let wake = stop.or(kick).or(timer).or(read).await;
-            watch_shutdown &= !matches!(wake, Wake::Shutdown);
-            watch_kick &= !matches!(wake, Wake::Kicked);
-            self.handle_wake(wake, &buf);
-        };
-
+impl MemberTask {
+    /// Runs the connection until it finishes, leaves the room, and lets the
+    /// last frames out when the peer still reads them.
+    async fn run(mut self) {
+        let mut shutdown = pin!(self.server.shutdown_signal());
+        let info = poll_fn(|cx| self.poll_open(cx, shutdown.as_mut())).await;
         let _ = self.room.try_send(RoomCommand::Leave { id: self.id });
-        info
+
+        if peer_reads(&info.cause) {
+            let mut expired = Timer::after(self.server.config.close_timeout);
+            poll_fn(|cx| self.poll_last_frames(cx, &mut expired)).await;
+        }
+        let code = info
+            .code
+            .map_or_else(|| "none".to_owned(), |c| c.to_string());
+        log::info!(
+            "{} left: close {code} {:?} ({:?})",
+            self.label,
+            info.reason,
+            info.cause,
+        );
     }
 
-    /// Feeds what woke the reader to the connection; `buf` holds the bytes
-    /// of a read.
-    fn handle_wake(&mut self, wake: Wake, buf: &[u8]) {
-        match wake {
-            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => self.conn.handle_eof(),
-            Wake::Read(Ok(n)) => {
-                self.server.metrics.bytes_received(n);
-                let bytes = buf.get(..n).unwrap_or(buf);
-                self.conn.handle_input(Instant::now(), bytes);
+    /// Serves the open connection: handles whatever woke the task, then
+    /// writes what is queued; returns how the connection finished.
+    fn poll_open(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut shutdown: Pin<&mut Receiver<()>>,
+    ) -> Poll<CloseInfo> {
+        loop {
+            let mut progressed = false;
+            if self.watch_shutdown && shutdown.as_mut().poll_next(cx).is_ready() {
+                self.watch_shutdown = false;
+                self.conn
+                    .close(CloseCode::GOING_AWAY, "server shutting down");
             }
-            Wake::Timer => self.conn.handle_timeout(Instant::now()),
-            Wake::Paused => {}
-            Wake::Shutdown => {
-                let reason = "server shutting down";
-                self.conn.close(CloseCode::GOING_AWAY, reason);
-            }
-            Wake::Kicked => {
+            if !self.kick_seen && self.writer.outlet().is_kicked() {
+                self.kick_seen = true;
                 self.server.metrics.slow_consumer_disconnected();
-                let reason = "outgoing queue full";
-                self.conn.close(CloseCode::POLICY_VIOLATION, reason);
+                self.conn
+                    .close(CloseCode::POLICY_VIOLATION, "outgoing queue full");
             }
+            progressed |= self.poll_read(cx);
+
+            let closed = self.forward_events();
+            self.transmit();
+            let metrics = &self.server.metrics;
+            if self.writer.poll_flush(cx, &self.stream, metrics).is_err() {
+                self.conn.handle_eof();
+                progressed = true;
+            }
+            if let Some(info) = closed {
+                return Poll::Ready(info);
+            }
+            // Arming only registers the timer once it is polled.
+            self.deadline.arm(self.conn.poll_timeout());
+            if self.deadline.poll_expired(cx) {
+                self.conn.handle_timeout(Instant::now());
+                progressed = true;
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Reads once if the socket is readable, unless the room is behind;
+    /// returns whether anything happened.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.room.len() > MAX_ROOM_BACKLOG {
+            self.deadline.arm(Instant::now().checked_add(BACKLOG_PAUSE));
+            return false;
+        }
+        match self.stream.poll_readable(cx) {
+            Poll::Pending => false,
+            Poll::Ready(Err(_)) => {
+                self.conn.handle_eof();
+                true
+            }
+            Poll::Ready(Ok(())) => {
+                let conn = &mut self.conn;
+                let metrics = &self.server.metrics;
+                scratch::read_with(self.stream.get_ref(), |read| match read {
+                    Ok([]) => conn.handle_eof(),
+                    Ok(bytes) => {
+                        metrics.bytes_received(bytes.len());
+                        conn.handle_input(Instant::now(), bytes);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => conn.handle_eof(),
+                });
+                true
+            }
+        }
+    }
+
+    /// Writes the frames still queued once the connection has finished,
+    /// until the close frame is out, nothing is left, the write fails or
+    /// `expired` fires.
+    fn poll_last_frames(&mut self, cx: &mut Context<'_>, expired: &mut Timer) -> Poll<()> {
+        let metrics = &self.server.metrics;
+        match self.writer.poll_flush(cx, &self.stream, metrics) {
+            Ok(Flushed::Blocked) if Pin::new(expired).poll(cx).is_pending() => Poll::Pending,
+            _ => Poll::Ready(()),
         }
     }
 
@@ -266,7 +255,18 @@ impl MemberReader<'_> {
         let mut out = Vec::new();
         if self.conn.poll_transmit(&mut out) {
             let closes = !self.conn.can_send_data();
-            self.outlet.push_control(out, closes);
+            self.writer.outlet().push_control(out, closes);
         }
+    }
+}
+
+/// Tells whether the peer still reads after the connection finished: it
+/// answered or started the closing handshake, or broke the protocol and
+/// should learn the code. Otherwise nobody reads the last frames.
+fn peer_reads(cause: &CloseCause) -> bool {
+    match cause {
+        CloseCause::ClosedByPeer | CloseCause::Violation(_) => true,
+        CloseCause::ClosedByUs { acknowledged } => *acknowledged,
+        CloseCause::TimedOut | CloseCause::ConnectionLost => false,
     }
 }

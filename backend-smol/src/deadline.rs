@@ -1,5 +1,8 @@
 //! A connection's timer, re-armed lazily from the core's next deadline.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Context;
 use std::time::Instant;
 
 use smol::Timer;
@@ -34,9 +37,13 @@ impl Deadline {
         }
     }
 
-    /// Waits until the armed time passes; never returns when not armed.
-    pub async fn wait(&mut self) {
-        (&mut self.timer).await;
+    /// Tells whether the armed time has passed, disarming the timer if so;
+    /// otherwise `cx` is woken when it passes. Never fires when not armed.
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.armed.is_none() || Pin::new(&mut self.timer).poll(cx).is_pending() {
+            return false;
+        }
         self.armed = None;
+        true
     }
 }

@@ -4,48 +4,38 @@
 //! message back, and writes all of it before reading again, so a peer that
 //! does not read its answers stops being read.
 
-use std::net::SocketAddr;
-use std::pin::pin;
+use std::future::poll_fn;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use async_net::TcpStream;
-use futures_lite::{future, AsyncReadExt, FutureExt};
+use async_channel::Receiver;
+use futures_lite::Stream;
 use natter_core::close::CloseCode;
 use natter_core::connection::{CloseInfo, Connection, ConnectionConfig, Event, Message, Role};
 use natter_core::handshake::Upgrade;
+use smol::Async;
 
 use crate::deadline::Deadline;
+use crate::scratch;
 use crate::server::Server;
 use crate::session;
-
-/// Size of the reused read buffer, larger than a chat member's since echo
-/// messages run to megabytes.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// Capacity above which the write buffer is given back after a large
 /// message, so one big echo does not pin its memory for the connection's
 /// life.
 const KEEP_OUT_CAPACITY: usize = 1024 * 1024;
 
-/// What woke the echo loop.
-enum Wake {
-    /// The socket produced bytes, ended (`Ok(0)`) or failed.
-    Read(std::io::Result<usize>),
-    /// The connection's timer passed.
-    Timer,
-    /// The server is shutting down.
-    Shutdown,
-}
-
 /// Serves an `/echo` upgrade until the connection ends.
 pub async fn run(
     server: &Arc<Server>,
-    mut stream: TcpStream,
+    mut stream: async_net::TcpStream,
     peer: SocketAddr,
     upgrade: Upgrade,
     leftover: Vec<u8>,
-    mut buf: Vec<u8>,
 ) {
     let response = upgrade.response_bytes();
     if session::write_all(server, &mut stream, &response)
@@ -55,13 +45,24 @@ pub async fn run(
         return;
     }
 
+    let now = Instant::now();
     let config = ConnectionConfig::echo(&server.config);
-    let mut conn = Connection::new(Role::Server, config, Instant::now());
+    let mut conn = Connection::new(Role::Server, config, now);
     if !leftover.is_empty() {
-        conn.handle_input(Instant::now(), &leftover);
+        conn.handle_input(now, &leftover);
     }
-    buf.resize(READ_CHUNK, 0);
-    let info = drive(server, &mut stream, &mut conn, &mut buf).await;
+    let mut echo = Echo {
+        server,
+        stream: stream.into(),
+        conn,
+        out: Vec::new(),
+        written: 0,
+        deadline: Deadline::new(),
+        watch_shutdown: true,
+        closed: None,
+    };
+    let mut shutdown = pin!(server.shutdown_signal());
+    let info = poll_fn(|cx| echo.poll(cx, shutdown.as_mut())).await;
     log::debug!(
         "echo peer {peer} left: close {:?} {:?} ({:?})",
         info.code,
@@ -70,78 +71,143 @@ pub async fn run(
     );
 }
 
-/// Runs the echo loop until the connection finishes; returns how it did.
-async fn drive(
-    server: &Server,
-    stream: &mut TcpStream,
-    conn: &mut Connection,
-    buf: &mut [u8],
-) -> CloseInfo {
-    // One future waits for the shutdown for the whole loop, so no wakeup
-    // registers and drops a listener again.
-    let shutdown = server.shutdown_signal();
-    let mut shutdown = pin!(shutdown.recv());
-    let mut watch_shutdown = true;
-    let mut deadline = Deadline::new();
-    let mut out = Vec::new();
-    let mut closed = None;
-
-    loop {
-        closed = echo_events(server, conn).or(closed);
-
-        // Write everything before reading again: this is the backpressure.
-        out.clear();
-        if conn.poll_transmit(&mut out) && session::write_all(server, stream, &out).await.is_err() {
-            conn.handle_eof();
-            closed = echo_events(server, conn).or(closed);
-        }
-        if out.capacity() > KEEP_OUT_CAPACITY {
-            out = Vec::new();
-        }
-        if let Some(info) = closed.take() {
-            return info;
-        }
-
-        deadline.arm(conn.poll_timeout());
-        let stop = async {
-            if !watch_shutdown {
-                future::pending::<()>().await;
-            }
-            let _ = shutdown.as_mut().await;
-            Wake::Shutdown
-        };
-        let timer = async {
-            deadline.wait().await;
-            Wake::Timer
-        };
-        let read = async { Wake::Read(stream.read(buf).await) };
-        match stop.or(timer).or(read).await {
-            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => conn.handle_eof(),
-            Wake::Read(Ok(n)) => {
-                server.metrics.bytes_received(n);
-                conn.handle_input(Instant::now(), buf.get(..n).unwrap_or_default());
-            }
-            Wake::Timer => conn.handle_timeout(Instant::now()),
-            Wake::Shutdown => {
-                watch_shutdown = false;
-                conn.close(CloseCode::GOING_AWAY, "server shutting down");
-            }
-        }
-    }
+/// One echo connection's state between wakeups.
+struct Echo<'a> {
+    server: &'a Server,
+    stream: Arc<Async<TcpStream>>,
+    conn: Connection,
+    /// Bytes to write, of which the first `written` are written.
+    out: Vec<u8>,
+    written: usize,
+    deadline: Deadline,
+    watch_shutdown: bool,
+    /// How the connection finished, returned once `out` is written.
+    closed: Option<CloseInfo>,
 }
 
-/// Queues every received message back; returns the close once it comes.
-fn echo_events(server: &Server, conn: &mut Connection) -> Option<CloseInfo> {
-    while let Some(event) = conn.poll_event() {
-        let sent = match event {
-            Event::Message(Message::Text(text)) => conn.send_text(&text),
-            Event::Message(Message::Binary(data)) => conn.send_binary(&data),
-            Event::Pong(_) => continue,
-            Event::Closed(info) => return Some(info),
-        };
-        if sent.is_ok() {
-            server.metrics.echo_message();
+impl Echo<'_> {
+    /// Runs the loop until the connection finishes; returns how it did.
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut shutdown: Pin<&mut Receiver<()>>,
+    ) -> Poll<CloseInfo> {
+        loop {
+            let mut progressed = false;
+            if self.watch_shutdown && shutdown.as_mut().poll_next(cx).is_ready() {
+                self.watch_shutdown = false;
+                self.conn
+                    .close(CloseCode::GOING_AWAY, "server shutting down");
+            }
+
+            // Write everything before reading again: this is the
+            // backpressure.
+            self.echo_events();
+            match self.poll_write(cx) {
+                Poll::Pending => {}
+                Poll::Ready(()) => {
+                    if let Some(info) = self.closed.take() {
+                        return Poll::Ready(info);
+                    }
+                    progressed |= self.poll_read(cx);
+                }
+            }
+            // Arming only registers the timer once it is polled.
+            self.deadline.arm(self.conn.poll_timeout());
+            if self.deadline.poll_expired(cx) {
+                self.conn.handle_timeout(Instant::now());
+                progressed = true;
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
         }
     }
-    None
+
+    /// Writes what the connection transmits; ready once all of it is
+    /// written (or the write failed and the connection is lost).
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.written == self.out.len() {
+                self.out.clear();
+                self.written = 0;
+                if self.out.capacity() > KEEP_OUT_CAPACITY {
+                    self.out = Vec::new();
+                }
+                if !self.conn.poll_transmit(&mut self.out) {
+                    return Poll::Ready(());
+                }
+            }
+
+            let pending = self.out.get(self.written..).unwrap_or_default();
+            match self.stream.get_ref().write(pending) {
+                Ok(0) => self.lose(),
+                Ok(n) => {
+                    self.written += n;
+                    self.server.metrics.bytes_sent(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.stream.poll_writable(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.lose(),
+            }
+        }
+    }
+
+    /// Gives up on a connection whose writes fail: nothing more is written.
+    fn lose(&mut self) {
+        self.conn.handle_eof();
+        self.echo_events();
+        self.out.clear();
+        self.written = 0;
+        let mut unsent = Vec::new();
+        self.conn.poll_transmit(&mut unsent);
+    }
+
+    /// Reads once if the socket is readable; returns whether it was.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
+        match self.stream.poll_readable(cx) {
+            Poll::Pending => false,
+            Poll::Ready(Err(_)) => {
+                self.conn.handle_eof();
+                true
+            }
+            Poll::Ready(Ok(())) => {
+                let conn = &mut self.conn;
+                let metrics = &self.server.metrics;
+                scratch::read_with(self.stream.get_ref(), |read| match read {
+                    Ok([]) => conn.handle_eof(),
+                    Ok(bytes) => {
+                        metrics.bytes_received(bytes.len());
+                        conn.handle_input(Instant::now(), bytes);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => conn.handle_eof(),
+                });
+                true
+            }
+        }
+    }
+
+    /// Queues every received message back and keeps the close once it
+    /// comes.
+    fn echo_events(&mut self) {
+        while let Some(event) = self.conn.poll_event() {
+            let sent = match event {
+                Event::Message(Message::Text(text)) => self.conn.send_text(&text),
+                Event::Message(Message::Binary(data)) => self.conn.send_binary(&data),
+                Event::Pong(_) => continue,
+                Event::Closed(info) => {
+                    self.closed.get_or_insert(info);
+                    continue;
+                }
+            };
+            if sent.is_ok() {
+                self.server.metrics.echo_message();
+            }
+        }
+    }
 }

@@ -10,6 +10,7 @@ mod deadline;
 mod echo;
 mod outlet;
 mod rooms;
+mod scratch;
 mod server;
 mod session;
 

@@ -1,31 +1,35 @@
-//! A member's outgoing queue and the writer task that drains it.
+//! A member's outgoing queue and the writer that drains it.
 //!
 //! The room task pushes [`SharedFrame`]s with [`Outlet::push`]; the member's
-//! own connection task pushes the control frames its `Connection` produces
-//! with [`Outlet::push_control`]. The queue is unbounded as a channel but
-//! bounded by the bytes it holds: a push past the bound refuses the frame and
-//! marks the member kicked, so the room never waits. Control frames count
-//! too, so a peer that sends pings but never reads cannot pile up pongs; only
-//! the final close frame is always let through.
-//! One writer per member ([`run_writer`]) takes everything ready at once and
-//! writes it with vectored writes, without copying the shared frames.
+//! own connection pushes the control frames its `Connection` produces with
+//! [`Outlet::push_control`]. The queue is bounded by the bytes it holds: a
+//! push past the bound refuses the frame and marks the member kicked, so the
+//! room never waits. Control frames count too, so a peer that sends pings but
+//! never reads cannot pile up pongs; only the final close frame is always let
+//! through.
+//!
+//! The member's task drains the queue with a [`Writer`]: it takes everything
+//! ready at once and writes it with vectored writes, without copying the
+//! shared frames. The queue is a locked `VecDeque` and one waker rather than
+//! a channel, so an idle member's queue holds no memory beyond a few words.
 
-use std::io::{self, IoSlice};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Waker};
 
-use async_channel::{Receiver, Sender};
-use async_net::TcpStream;
-use futures_lite::AsyncWriteExt;
 use natter_core::event::SharedFrame;
 use natter_core::metrics::Metrics;
+use smol::Async;
 
 /// Most slices handed to one vectored write (Linux's IOV_MAX is 1024).
 const MAX_SLICES: usize = 64;
 
-/// Most queued items taken into one batch, so a writer that keeps finding
-/// more to send still comes back to hand the written bytes back to the bound.
-const MAX_BATCH_ITEMS: usize = 1024;
+/// Most queue slots kept allocated once a batch is written, so a burst (the
+/// joins of a filling room) does not pin its memory for the member's life.
+const KEEP_SLOTS: usize = 8;
 
 /// One piece of outgoing bytes, in the order it must reach the socket.
 #[derive(Debug)]
@@ -35,7 +39,7 @@ pub enum Outgoing {
     /// Bytes from the member's own `Connection` (pongs, pings, close).
     Control {
         /// The encoded frames.
-        bytes: Vec<u8>,
+        bytes: Box<[u8]>,
         /// Whether a close frame is among them, after which nothing more
         /// may be written.
         closes: bool,
@@ -52,9 +56,23 @@ impl Outgoing {
     }
 }
 
-/// State shared by a member's outlet handles, its writer and its reader.
+/// The items waiting for the writer, and how to wake it.
+#[derive(Debug, Default)]
+struct Queue {
+    items: VecDeque<Outgoing>,
+    /// The member task's waker, woken on a kick and, while `wants_items`,
+    /// on the next push.
+    waker: Option<Waker>,
+    /// Whether the writer is idle and waits for a push.
+    wants_items: bool,
+    /// Set once the writer is gone; pushes then fail.
+    closed: bool,
+}
+
+/// State shared by a member's outlet handles and its writer.
 #[derive(Debug)]
 struct OutletState {
+    queue: Mutex<Queue>,
     /// Bytes queued and not yet written.
     queued: AtomicUsize,
     /// Bound on `queued`.
@@ -63,22 +81,10 @@ struct OutletState {
     kicked: AtomicBool,
 }
 
-/// The room's handle on one member's outgoing queue.
+/// A handle on one member's outgoing queue, held by its room and itself.
 #[derive(Debug, Clone)]
 pub struct Outlet {
     state: Arc<OutletState>,
-    sender: Sender<Outgoing>,
-    kick: Sender<()>,
-}
-
-/// The member side of an outlet: the queue to drain and the kick signal.
-#[derive(Debug)]
-pub struct OutletEnds {
-    /// The queue the writer drains.
-    pub queue: Receiver<Outgoing>,
-    /// Receives a value (or closes) when the room dropped the member for a
-    /// full queue.
-    pub kicked: Receiver<()>,
 }
 
 /// Why a frame could not be queued.
@@ -91,21 +97,32 @@ pub enum PushError {
 }
 
 impl Outlet {
-    /// Creates an outlet whose room frames may hold at most `limit` bytes.
-    pub fn new(limit: usize) -> (Outlet, OutletEnds) {
-        let (sender, queue) = async_channel::unbounded();
-        let (kick, kicked) = async_channel::bounded(1);
+    /// Creates an outlet whose queue may hold at most `limit` bytes, and the
+    /// writer that drains it.
+    pub fn new(limit: usize) -> (Outlet, Writer) {
         let state = Arc::new(OutletState {
+            queue: Mutex::new(Queue::default()),
             queued: AtomicUsize::new(0),
             limit,
             kicked: AtomicBool::new(false),
         });
-        let outlet = Outlet {
-            state,
-            sender,
-            kick,
+        let outlet = Outlet { state };
+        let writer = Writer {
+            outlet: outlet.clone(),
+            batch: VecDeque::new(),
+            offset: 0,
+            close_written: false,
         };
-        (outlet, OutletEnds { queue, kicked })
+        (outlet, writer)
+    }
+
+    /// Locks the queue; a poisoned lock still holds a whole queue, since no
+    /// critical section can panic half way.
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.state
+            .queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues a room frame for this member.
@@ -113,26 +130,18 @@ impl Outlet {
     /// # Errors
     ///
     /// [`PushError::Full`] when the frame would take the queue past its
-    /// bound (the member is marked kicked and its reader told), and
+    /// bound (the member is marked kicked and its task woken), and
     /// [`PushError::Gone`] when the member's writer has ended.
     pub fn push(&self, frame: &SharedFrame) -> Result<(), PushError> {
         if self.is_kicked() {
             return Err(PushError::Full);
         }
-
         let len = frame.as_bytes().len();
-        let before = self.state.queued.fetch_add(len, Ordering::AcqRel);
-        if before.saturating_add(len) > self.state.limit {
-            self.state.queued.fetch_sub(len, Ordering::AcqRel);
-            self.mark_kicked();
+        if !self.reserve(len, false) {
             return Err(PushError::Full);
         }
-
-        if self.sender.try_send(Outgoing::Room(frame.clone())).is_err() {
-            self.state.queued.fetch_sub(len, Ordering::AcqRel);
-            return Err(PushError::Gone);
-        }
-        Ok(())
+        self.enqueue(Outgoing::Room(frame.clone()), len)
+            .map_err(|_| PushError::Gone)
     }
 
     /// Queues control bytes from the member's own connection.
@@ -143,25 +152,61 @@ impl Outlet {
     /// queued.
     pub fn push_control(&self, bytes: Vec<u8>, closes: bool) -> bool {
         let len = bytes.len();
+        if !self.reserve(len, closes) {
+            return false;
+        }
+        let item = Outgoing::Control {
+            bytes: bytes.into_boxed_slice(),
+            closes,
+        };
+        self.enqueue(item, len).is_ok()
+    }
+
+    /// Counts `len` more bytes against the bound unless that passes it (and
+    /// `always` is false), in which case the member is marked kicked.
+    fn reserve(&self, len: usize, always: bool) -> bool {
         let before = self.state.queued.fetch_add(len, Ordering::AcqRel);
-        if !closes && before.saturating_add(len) > self.state.limit {
+        if !always && before.saturating_add(len) > self.state.limit {
             self.state.queued.fetch_sub(len, Ordering::AcqRel);
             self.mark_kicked();
             return false;
         }
+        true
+    }
 
-        let queued = self.sender.try_send(Outgoing::Control { bytes, closes });
-        if queued.is_err() {
+    /// Appends a counted item and wakes an idle writer; gives the item back
+    /// (uncounted) when the writer is gone.
+    fn enqueue(&self, item: Outgoing, len: usize) -> Result<(), Outgoing> {
+        let mut queue = self.lock();
+        if queue.closed {
+            drop(queue);
             self.state.queued.fetch_sub(len, Ordering::AcqRel);
+            return Err(item);
         }
-        queued.is_ok()
+        queue.items.push_back(item);
+        let waker = if queue.wants_items {
+            queue.wants_items = false;
+            queue.waker.clone()
+        } else {
+            None
+        };
+        drop(queue);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
     }
 
     /// Marks the member kicked: the writer skips room frames from now on and
-    /// the reader is told to close with 1008.
+    /// the member's task is woken to close with 1008.
     pub fn mark_kicked(&self) {
-        self.state.kicked.store(true, Ordering::Release);
-        let _ = self.kick.try_send(());
+        if self.state.kicked.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let waker = self.lock().waker.clone();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Returns whether the member was dropped for a full queue.
@@ -170,159 +215,276 @@ impl Outlet {
     }
 }
 
-/// Writes everything queued for a member to `stream` until the queue closes
-/// or a close frame has been written.
-///
-/// Every wakeup takes all the items ready at that moment and writes them with
-/// as few vectored writes as the kernel allows, then flushes once. Room
-/// frames queued after the member was kicked are dropped unwritten.
-///
-/// # Errors
-///
-/// Fails when the socket write fails; the caller ends the connection.
-pub async fn run_writer(
-    mut stream: TcpStream,
-    outlet: Outlet,
-    queue: Receiver<Outgoing>,
-    metrics: Arc<Metrics>,
-) -> io::Result<()> {
-    let mut batch: Vec<Outgoing> = Vec::new();
-    loop {
-        let Ok(first) = queue.recv().await else {
-            return Ok(());
-        };
+/// Where a [`Writer`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything queued is written; a push wakes the task.
+    Idle,
+    /// The socket is full; its writability wakes the task.
+    Blocked,
+    /// A close frame has been written; nothing more will be.
+    Closed,
+}
 
-        // Take everything ready now, stopping after a close frame.
-        let mut closes = take_item(&mut batch, first, &outlet);
-        while !closes && batch.len() < MAX_BATCH_ITEMS {
-            match queue.try_recv() {
-                Ok(item) => closes = take_item(&mut batch, item, &outlet),
-                Err(_) => break,
+/// The member side of an outlet: drains the queue into the socket.
+///
+/// Polled from the member's task, which it wakes when something is pushed
+/// while it is idle, when the socket drains while it is blocked, and when
+/// the member is kicked. Room frames queued after a kick are dropped
+/// unwritten; nothing is written after a close frame.
+#[derive(Debug)]
+pub struct Writer {
+    outlet: Outlet,
+    /// Items taken from the queue and not yet wholly written.
+    batch: VecDeque<Outgoing>,
+    /// Bytes of the front item already written.
+    offset: usize,
+    close_written: bool,
+}
+
+impl Writer {
+    /// Returns the outlet this writer drains.
+    pub fn outlet(&self) -> &Outlet {
+        &self.outlet
+    }
+
+    /// Registers `cx`'s waker for kicks and pushes without looking at the
+    /// queue.
+    pub fn register(&self, cx: &Context<'_>) {
+        let mut queue = self.outlet.lock();
+        store_waker(&mut queue.waker, cx);
+    }
+
+    /// Writes what is queued until the queue is empty, the socket is full
+    /// or a close frame has gone out, leaving the task's waker registered
+    /// for whichever of those can change.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the socket write fails; the caller ends the connection.
+    pub fn poll_flush(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &Async<TcpStream>,
+        metrics: &Metrics,
+    ) -> io::Result<Flushed> {
+        loop {
+            if self.close_written {
+                self.discard_queued();
+                return Ok(Flushed::Closed);
+            }
+            if self.batch.is_empty() && !self.take_queued(cx) {
+                return Ok(Flushed::Idle);
+            }
+
+            match self.write_some(stream) {
+                Ok(written) => metrics.bytes_sent(written),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if stream.poll_writable(cx)?.is_pending() {
+                        self.register(cx);
+                        return Ok(Flushed::Blocked);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
+    }
 
-        let batch_bytes: usize = batch.iter().map(|item| item.bytes().len()).sum();
-        let written = write_batch(&mut stream, &batch).await;
-        batch.clear();
-        outlet.state.queued.fetch_sub(batch_bytes, Ordering::AcqRel);
-        metrics.bytes_sent(written?);
-        stream.flush().await?;
+    /// Moves everything queued into the batch; when nothing is, registers
+    /// the waker for the next push and returns `false`.
+    fn take_queued(&mut self, cx: &Context<'_>) -> bool {
+        loop {
+            let mut queue = self.outlet.lock();
+            if queue.items.is_empty() {
+                store_waker(&mut queue.waker, cx);
+                queue.wants_items = true;
+                return false;
+            }
+            queue.wants_items = false;
+            std::mem::swap(&mut queue.items, &mut self.batch);
+            drop(queue);
 
-        if closes {
-            return Ok(());
+            if self.outlet.is_kicked() {
+                self.drop_room_frames();
+            }
+            if !self.batch.is_empty() {
+                return true;
+            }
         }
     }
-}
 
-/// Adds `item` to `batch` unless it is a room frame for a kicked member, and
-/// returns whether it holds a close frame.
-fn take_item(batch: &mut Vec<Outgoing>, item: Outgoing, outlet: &Outlet) -> bool {
-    match item {
-        Outgoing::Room(frame) if outlet.is_kicked() => {
-            let len = frame.as_bytes().len();
-            outlet.state.queued.fetch_sub(len, Ordering::AcqRel);
-            false
-        }
-        Outgoing::Room(_) => {
-            batch.push(item);
-            false
-        }
-        Outgoing::Control { closes, .. } => {
-            batch.push(item);
-            closes
-        }
+    /// Drops the room frames of a kicked member's batch, uncounting them.
+    fn drop_room_frames(&mut self) {
+        let mut dropped = 0;
+        self.batch.retain(|item| match item {
+            Outgoing::Room(frame) => {
+                dropped += frame.as_bytes().len();
+                false
+            }
+            Outgoing::Control { .. } => true,
+        });
+        self.outlet
+            .state
+            .queued
+            .fetch_sub(dropped, Ordering::AcqRel);
     }
-}
 
-/// Writes every item of `batch` in order and returns the bytes written.
-async fn write_batch(stream: &mut TcpStream, batch: &[Outgoing]) -> io::Result<usize> {
-    let mut total = 0;
-    let mut index = 0;
-    let mut offset = 0;
-    while index < batch.len() {
-        // Gather up to MAX_SLICES pieces, the first one past what was written.
+    /// Makes one vectored write of the batch's front and advances past what
+    /// it wrote; returns the bytes written.
+    fn write_some(&mut self, stream: &Async<TcpStream>) -> io::Result<usize> {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let mut count = 0;
-        for (i, item) in batch[index..].iter().take(MAX_SLICES).enumerate() {
+        for (i, item) in self.batch.iter().take(MAX_SLICES).enumerate() {
             let bytes = item.bytes();
-            let start = if i == 0 { offset } else { 0 };
-            slices[count] = IoSlice::new(&bytes[start.min(bytes.len())..]);
+            let start = if i == 0 { self.offset } else { 0 };
+            slices[count] = IoSlice::new(bytes.get(start..).unwrap_or_default());
             count += 1;
-        }
-
-        let mut written = stream.write_vectored(&slices[..count]).await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        total += written;
-
-        // Advance past whole items, then into the partly written one.
-        while written > 0 && index < batch.len() {
-            let left = batch[index].bytes().len() - offset;
-            if written >= left {
-                written -= left;
-                index += 1;
-                offset = 0;
-            } else {
-                offset += written;
-                written = 0;
+            if matches!(item, Outgoing::Control { closes: true, .. }) {
+                break;
             }
         }
-        while index < batch.len() && batch[index].bytes().len() == offset {
-            index += 1;
-            offset = 0;
+
+        let written = stream.get_ref().write_vectored(&slices[..count])?;
+        if written == 0 && count > 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        self.advance(written);
+        Ok(written)
+    }
+
+    /// Drops the wholly written items from the batch and records how far
+    /// into the next one the write got.
+    fn advance(&mut self, written: usize) {
+        self.outlet
+            .state
+            .queued
+            .fetch_sub(written, Ordering::AcqRel);
+        let mut left = written;
+        while let Some(item) = self.batch.front() {
+            let rest = item.bytes().len() - self.offset;
+            if left < rest {
+                self.offset += left;
+                break;
+            }
+            left -= rest;
+            self.offset = 0;
+            let closes = matches!(item, Outgoing::Control { closes: true, .. });
+            self.batch.pop_front();
+            if closes {
+                self.close_written = true;
+                break;
+            }
+        }
+        if self.batch.is_empty() && self.batch.capacity() > KEEP_SLOTS {
+            self.batch = VecDeque::new();
         }
     }
-    Ok(total)
+
+    /// Drops whatever is batched or queued once nothing more may be written.
+    fn discard_queued(&mut self) {
+        let queued = std::mem::take(&mut self.outlet.lock().items);
+        let dropped: usize = self
+            .batch
+            .drain(..)
+            .chain(queued)
+            .map(|item| item.bytes().len())
+            .sum();
+        self.offset = 0;
+        self.outlet
+            .state
+            .queued
+            .fetch_sub(dropped, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Writer {
+    /// Closes the queue, so the room's later pushes fail and free nothing
+    /// here.
+    fn drop(&mut self) {
+        let mut queue = self.outlet.lock();
+        queue.closed = true;
+        queue.waker = None;
+        let items = std::mem::take(&mut queue.items);
+        drop(queue);
+        drop(items);
+    }
+}
+
+/// Stores `cx`'s waker in `slot` unless an equivalent one is there.
+fn store_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::future::poll_fn;
+    use std::task::Poll;
+
     use futures_lite::AsyncReadExt;
 
     use super::*;
 
-    /// Returns a connected pair of loopback streams.
-    async fn stream_pair() -> (TcpStream, TcpStream) {
+    /// Returns a connected pair of loopback streams, the server's ready for
+    /// a writer.
+    async fn stream_pair() -> (Arc<Async<TcpStream>>, async_net::TcpStream) {
         let listener = async_net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let client = TcpStream::connect(addr).await.expect("connect");
+        let client = async_net::TcpStream::connect(addr).await.expect("connect");
         let (server, _) = listener.accept().await.expect("accept");
-        (server, client)
+        (server.into(), client)
+    }
+
+    /// Drives `writer` until it has written everything queued or a close
+    /// frame, then drops it, closing the stream.
+    async fn flush(mut writer: Writer, stream: Arc<Async<TcpStream>>, metrics: &Metrics) {
+        poll_fn(|cx| match writer.poll_flush(cx, &stream, metrics) {
+            Ok(Flushed::Blocked) => Poll::Pending,
+            Ok(Flushed::Idle | Flushed::Closed) => Poll::Ready(()),
+            Err(e) => panic!("write failed: {e}"),
+        })
+        .await;
+    }
+
+    /// Returns how many items wait in the outlet's queue.
+    fn queued_items(outlet: &Outlet) -> usize {
+        outlet.lock().items.len()
     }
 
     #[test]
     fn push_past_the_bound_marks_the_member_kicked() {
         let frame = SharedFrame::text(&[b'x'; 100]);
-        let (outlet, ends) = Outlet::new(frame.len() * 3);
+        let (outlet, _writer) = Outlet::new(frame.len() * 3);
         for _ in 0..3 {
             assert_eq!(outlet.push(&frame), Ok(()));
         }
 
         assert_eq!(outlet.push(&frame), Err(PushError::Full));
         assert!(outlet.is_kicked());
-        assert!(ends.kicked.try_recv().is_ok());
-        assert_eq!(ends.queue.len(), 3);
+        assert_eq!(queued_items(&outlet), 3);
     }
 
     #[test]
     fn pongs_past_the_bound_kick_but_the_close_always_passes() {
-        let (outlet, ends) = Outlet::new(300);
+        let (outlet, _writer) = Outlet::new(300);
         assert!(outlet.push_control(vec![0x8a; 200], false));
         assert!(!outlet.push_control(vec![0x8a; 200], false));
         assert!(outlet.is_kicked());
 
         assert!(outlet.push_control(vec![0x88; 200], true));
-        assert_eq!(ends.queue.len(), 2);
+        assert_eq!(queued_items(&outlet), 2);
     }
 
     #[test]
     fn push_to_a_gone_writer_fails_without_counting() {
         let frame = SharedFrame::text(b"hi");
-        let (outlet, ends) = Outlet::new(frame.len());
-        drop(ends);
+        let (outlet, writer) = Outlet::new(frame.len());
+        drop(writer);
         assert_eq!(outlet.push(&frame), Err(PushError::Gone));
         assert_eq!(outlet.state.queued.load(Ordering::Acquire), 0);
     }
@@ -331,7 +493,7 @@ mod tests {
     fn writer_sends_in_order_and_nothing_after_a_close() {
         smol::block_on(async {
             let (server, mut client) = stream_pair().await;
-            let (outlet, ends) = Outlet::new(1 << 20);
+            let (outlet, writer) = Outlet::new(1 << 20);
             let frames: Vec<SharedFrame> = (0..200)
                 .map(|i| SharedFrame::text(format!("frame {i}").as_bytes()))
                 .collect();
@@ -344,16 +506,15 @@ mod tests {
             expected.extend_from_slice(b"CLOSE");
             outlet.push(&frames[0]).expect("queued after the close");
 
-            let metrics = Arc::new(Metrics::new());
-            let written = run_writer(server, outlet.clone(), ends.queue, Arc::clone(&metrics));
-            written.await.expect("writer");
+            let metrics = Metrics::new();
+            flush(writer, server, &metrics).await;
 
             // The writer ended after the close, so the stream ends there.
-            drop(outlet);
             let mut received = Vec::new();
             client.read_to_end(&mut received).await.expect("read");
             assert_eq!(received, expected);
             assert_eq!(metrics.snapshot().bytes_sent, expected.len() as u64);
+            assert_eq!(outlet.state.queued.load(Ordering::Acquire), 0);
         });
     }
 
@@ -362,15 +523,12 @@ mod tests {
         smol::block_on(async {
             let (server, mut client) = stream_pair().await;
             let frame = SharedFrame::text(b"backlog");
-            let (outlet, ends) = Outlet::new(1 << 20);
+            let (outlet, writer) = Outlet::new(1 << 20);
             outlet.push(&frame).expect("room frame");
             outlet.mark_kicked();
             assert!(outlet.push_control(b"CLOSE 1008".to_vec(), true));
 
-            let metrics = Arc::new(Metrics::new());
-            run_writer(server, outlet.clone(), ends.queue, metrics)
-                .await
-                .expect("writer");
+            flush(writer, server, &Metrics::new()).await;
 
             let mut received = Vec::new();
             client.read_to_end(&mut received).await.expect("read");
@@ -383,7 +541,7 @@ mod tests {
     fn large_batches_survive_partial_writes() {
         smol::block_on(async {
             let (server, mut client) = stream_pair().await;
-            let (outlet, ends) = Outlet::new(64 << 20);
+            let (outlet, writer) = Outlet::new(64 << 20);
             let big = SharedFrame::text(&vec![b'y'; 60_000]);
             for _ in 0..300 {
                 outlet.push(&big).expect("room frame");
@@ -391,14 +549,40 @@ mod tests {
             assert!(outlet.push_control(Vec::new(), false));
             assert!(outlet.push_control(b"END".to_vec(), true));
 
-            let metrics = Arc::new(Metrics::new());
-            let writer = smol::spawn(run_writer(server, outlet.clone(), ends.queue, metrics));
+            let writer = smol::spawn(async move { flush(writer, server, &Metrics::new()).await });
             let mut received = Vec::new();
             client.read_to_end(&mut received).await.expect("read");
-            writer.await.expect("writer");
+            writer.await;
 
             assert_eq!(received.len(), 300 * big.len() + 3);
             assert!(received.ends_with(b"yyEND"));
+        });
+    }
+
+    #[test]
+    fn a_push_wakes_an_idle_writer() {
+        smol::block_on(async {
+            let (server, mut client) = stream_pair().await;
+            let (outlet, mut writer) = Outlet::new(1 << 20);
+            let pusher = outlet.clone();
+            let metrics = Metrics::new();
+            let mut pushed = false;
+            poll_fn(|cx| match writer.poll_flush(cx, &server, &metrics) {
+                Ok(Flushed::Idle) if !pushed => {
+                    pushed = true;
+                    assert!(pusher.push_control(b"late".to_vec(), true));
+                    Poll::Pending
+                }
+                Ok(Flushed::Closed) => Poll::Ready(()),
+                Ok(_) => Poll::Pending,
+                Err(e) => panic!("write failed: {e}"),
+            })
+            .await;
+            drop((writer, server));
+
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.expect("read");
+            assert_eq!(received, b"late");
         });
     }
 }

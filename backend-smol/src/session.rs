@@ -29,7 +29,7 @@ const LINGER_BYTES: usize = 64 * 1024;
 
 /// Serves one accepted connection to its end.
 pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
-    let (_guard, busy) = server.open_connection();
+    let (guard, busy) = server.open_connection();
     let _ = stream.set_nodelay(true);
 
     // One heap buffer serves the whole connection, so the task itself stays
@@ -44,11 +44,11 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
 
     match request {
         Request::Join { params, upgrade } => {
-            let input = chat::Input { leftover, buf };
+            let input = chat::Input { leftover, guard };
             chat::run(&server, stream, peer, params, upgrade, input).await;
         }
         Request::Echo { upgrade } => {
-            echo::run(&server, stream, peer, upgrade, leftover, buf).await;
+            echo::run(&server, stream, peer, upgrade, leftover).await;
         }
         Request::Health => answer(&server, stream, &health_response()).await,
         Request::Metrics => {
