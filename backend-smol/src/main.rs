@@ -1,8 +1,9 @@
 //! natter-smol: the natter chat server on the smol runtime.
 //!
-//! One multi-threaded executor runs a task per connection, a task per active
-//! room and a writer task per member; every protocol decision comes from
-//! `natter-core`, this crate only moves bytes between sockets and tasks.
+//! One multi-threaded executor runs a task per connection and a task per
+//! active room; a joined member gets one task that both reads and writes.
+//! Every protocol decision comes from `natter-core`, this crate only moves
+//! bytes between sockets and tasks.
 #![forbid(unsafe_code)]
 
 mod chat;

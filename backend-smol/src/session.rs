@@ -16,8 +16,8 @@ use smol::Timer;
 use crate::server::Server;
 use crate::{chat, echo};
 
-/// Size of the buffer the request head is read into; a chat member goes on
-/// reading into the same buffer.
+/// Size of the buffer the request head is read into; it lives only until the
+/// handshake ends.
 const READ_CHUNK: usize = 4096;
 
 /// Longest a refused peer gets to stop sending after its answer, so that
@@ -32,8 +32,7 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let (guard, busy) = server.open_connection();
     let _ = stream.set_nodelay(true);
 
-    // One heap buffer serves the whole connection, so the task itself stays
-    // small while it waits.
+    // A heap buffer keeps the task itself small while it waits for the head.
     let mut buf = vec![0u8; READ_CHUNK];
     let Some((request, leftover)) = read_request(&server, &mut stream, peer, &mut buf).await else {
         return;
