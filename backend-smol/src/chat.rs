@@ -141,12 +141,11 @@ impl MemberTask {
         let code = info
             .code
             .map_or_else(|| "none".to_owned(), |c| c.to_string());
-        log::info!(
-            "{} left: close {code} {:?} ({:?})",
-            self.label,
-            info.reason,
-            info.cause,
-        );
+        if info.is_orderly() {
+            log::debug!("{} left (close {code})", self.label);
+        } else {
+            log::info!("{} lost (close {code}, {})", self.label, info.cause);
+        }
     }
 
     /// Serves the open connection: handles whatever woke the task, then

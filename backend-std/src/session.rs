@@ -9,9 +9,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use natter_core::close::CloseCode;
-use natter_core::connection::{
-    CloseCause, CloseInfo, Connection, ConnectionConfig, Event, Message, Role,
-};
+use natter_core::connection::{CloseInfo, Connection, ConnectionConfig, Event, Message, Role};
 use natter_core::handshake::{
     health_response, ok_response, JoinParams, Progress, Refusal, Request, ServerHandshake, Upgrade,
     METRICS_CONTENT_TYPE,
@@ -408,27 +406,20 @@ fn feed(
     conn.poll_timeout()
 }
 
-/// Logs a member's end: at info when it was lost (no clean close from the
-/// peer), at debug for an ordinary goodbye.
+/// Logs a member's end: at info when it was lost (no completed closing
+/// handshake), at debug for an ordinary goodbye.
 fn log_departure(room_code: &str, peer: &Peer, info: &CloseInfo) {
     let code = info
         .code
         .map_or_else(|| "none".to_string(), |c| c.to_string());
     let session = peer.session_label();
-    let why = match &info.cause {
-        CloseCause::ClosedByPeer | CloseCause::ClosedByUs { acknowledged: true } => {
-            log::debug!("room {room_code}: member {session} left (close {code})");
-            return;
-        }
-        CloseCause::ClosedByUs {
-            acknowledged: false,
-        } => "no answer to our close".to_string(),
-        CloseCause::Violation(error) => format!("protocol violation: {error}"),
-        CloseCause::TimedOut => "silent through a ping".to_string(),
-        CloseCause::ConnectionLost => "connection lost".to_string(),
-    };
-    log::info!(
-        "room {room_code}: member {session} lost from {} (close {code}, {why})",
-        peer.addr
-    );
+    if info.is_orderly() {
+        log::debug!("room {room_code}: member {session} left (close {code})");
+    } else {
+        log::info!(
+            "room {room_code}: member {session} lost from {} (close {code}, {})",
+            peer.addr,
+            info.cause
+        );
+    }
 }

@@ -135,6 +135,35 @@ pub enum CloseCause {
     ConnectionLost,
 }
 
+impl CloseInfo {
+    /// Tells whether the connection ended with a completed closing
+    /// handshake, an ordinary goodbye rather than a lost peer.
+    ///
+    /// Servers log a lost member at `info` and an ordinary goodbye at
+    /// `debug`; this is where the two are told apart.
+    pub fn is_orderly(&self) -> bool {
+        matches!(
+            self.cause,
+            CloseCause::ClosedByPeer | CloseCause::ClosedByUs { acknowledged: true }
+        )
+    }
+}
+
+impl fmt::Display for CloseCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseCause::ClosedByPeer => f.write_str("closed by the peer"),
+            CloseCause::ClosedByUs { acknowledged: true } => f.write_str("closed by us"),
+            CloseCause::ClosedByUs {
+                acknowledged: false,
+            } => f.write_str("no answer to our close"),
+            CloseCause::Violation(error) => write!(f, "protocol violation: {error}"),
+            CloseCause::TimedOut => f.write_str("silent through a ping"),
+            CloseCause::ConnectionLost => f.write_str("connection lost"),
+        }
+    }
+}
+
 /// A rule of RFC 6455 (or of this connection's configuration) that the
 /// peer broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -868,6 +897,24 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_completed_closing_handshake_is_orderly() {
+        let info = |cause| CloseInfo {
+            code: Some(1000),
+            reason: String::new(),
+            cause,
+        };
+        assert!(info(CloseCause::ClosedByPeer).is_orderly());
+        assert!(info(CloseCause::ClosedByUs { acknowledged: true }).is_orderly());
+        assert!(!info(CloseCause::ClosedByUs {
+            acknowledged: false
+        })
+        .is_orderly());
+        assert!(!info(CloseCause::TimedOut).is_orderly());
+        assert!(!info(CloseCause::ConnectionLost).is_orderly());
+        assert_eq!(CloseCause::TimedOut.to_string(), "silent through a ping");
+    }
     use proptest::prelude::*;
 
     const KEY: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
