@@ -38,7 +38,7 @@
 use std::fmt;
 
 use crate::expr::{describe, Expr};
-use crate::vector::VectorError;
+use crate::vector::{parse_case_blocks, VectorError};
 
 /// The placeholder for a `ts` value in an expected object.
 pub const TS_PLACEHOLDER: &str = "TS";
@@ -244,33 +244,13 @@ pub fn judge_chat(case: &ChatCase, seen: &ChatObservation) -> Result<(), Vec<Str
 ///
 /// Fails at the first line that is not part of the format, naming it.
 pub fn parse_chat_cases(text: &str) -> Result<Vec<ChatCase>, VectorError> {
-    let mut cases = Vec::new();
-    let mut current: Option<ChatCase> = None;
-
-    for (index, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let error = |reason: String| VectorError {
-            line: index + 1,
-            reason,
-        };
-
-        if let Some(id) = line.strip_prefix("case ") {
-            cases.extend(current.take());
-            current = Some(ChatCase {
-                id: id.trim().to_owned(),
-                ..ChatCase::default()
-            });
-            continue;
-        }
-        let Some(case) = current.as_mut() else {
-            return Err(error("a line before the first `case`".to_owned()));
-        };
-        parse_chat_line(case, line).map_err(error)?;
-    }
-    cases.extend(current);
+    let new_case = |id: &str| ChatCase {
+        id: id.to_owned(),
+        ..ChatCase::default()
+    };
+    let cases = parse_case_blocks(text, new_case, |case, line| {
+        parse_chat_line(case, line.trim())
+    })?;
 
     for case in &cases {
         check_case(case).map_err(|reason| VectorError { line: 0, reason })?;

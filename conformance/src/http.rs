@@ -12,7 +12,7 @@ use natter_core::handshake::{
 };
 
 use crate::expr::Expr;
-use crate::vector::VectorError;
+use crate::vector::{parse_case_blocks, VectorError};
 
 /// One HTTP case.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -82,33 +82,11 @@ impl HttpCase {
 ///
 /// Fails at the first line that is not part of the format, naming it.
 pub fn parse_http_cases(text: &str) -> Result<Vec<HttpCase>, VectorError> {
-    let mut cases = Vec::new();
-    let mut current: Option<HttpCase> = None;
-
-    for (index, raw) in text.lines().enumerate() {
-        let line = raw.trim_end();
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let error = |reason: String| VectorError {
-            line: index + 1,
-            reason,
-        };
-        if let Some(id) = line.strip_prefix("case ") {
-            cases.extend(current.take());
-            current = Some(HttpCase {
-                id: id.trim().to_owned(),
-                ..HttpCase::default()
-            });
-            continue;
-        }
-        let Some(case) = current.as_mut() else {
-            return Err(error("a line before the first `case`".to_owned()));
-        };
-        parse_http_line(case, line).map_err(error)?;
-    }
-    cases.extend(current);
-    Ok(cases)
+    let new_case = |id: &str| HttpCase {
+        id: id.to_owned(),
+        ..HttpCase::default()
+    };
+    parse_case_blocks(text, new_case, parse_http_line)
 }
 
 fn parse_http_line(case: &mut HttpCase, line: &str) -> Result<(), String> {

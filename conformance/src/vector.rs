@@ -171,6 +171,49 @@ pub struct VectorError {
     pub reason: String,
 }
 
+/// Splits a vector file into its cases and hands each line to its case.
+///
+/// Every format here shares the same frame: a case begins at a `case ID`
+/// line, blank lines and `#` comments are skipped, and every other line,
+/// with trailing white space removed, belongs to the case above it;
+/// `new_case` makes a case from its id and `apply` reads one of its lines.
+///
+/// # Errors
+///
+/// Fails at a line before the first `case` or the first line `apply`
+/// refuses, naming its line number.
+pub fn parse_case_blocks<C>(
+    text: &str,
+    new_case: impl Fn(&str) -> C,
+    mut apply: impl FnMut(&mut C, &str) -> Result<(), String>,
+) -> Result<Vec<C>, VectorError> {
+    let mut cases = Vec::new();
+    let mut current: Option<C> = None;
+
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim_end();
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let error = |reason: String| VectorError {
+            line: index + 1,
+            reason,
+        };
+
+        if let Some(id) = line.trim_start().strip_prefix("case ") {
+            cases.extend(current.take());
+            current = Some(new_case(id.trim()));
+            continue;
+        }
+        let Some(case) = current.as_mut() else {
+            return Err(error("a line before the first `case`".to_owned()));
+        };
+        apply(case, line).map_err(error)?;
+    }
+    cases.extend(current);
+    Ok(cases)
+}
+
 impl fmt::Display for VectorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "line {}: {}", self.line, self.reason)
@@ -325,35 +368,15 @@ fn parse_opcode(text: &str) -> Result<u8, String> {
 ///
 /// Fails at the first line that is not part of the format, naming it.
 pub fn parse_cases(text: &str) -> Result<Vec<WsCase>, VectorError> {
-    let mut cases = Vec::new();
-    let mut current: Option<WsCase> = None;
-
-    for (index, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let error = |reason: String| VectorError {
-            line: index + 1,
-            reason,
-        };
-
+    let new_case = |id: &str| WsCase {
+        id: id.to_owned(),
+        ..WsCase::default()
+    };
+    parse_case_blocks(text, new_case, |case, line| {
+        let line = line.trim();
         let (keyword, rest) = line.split_once(' ').unwrap_or((line, ""));
-        if keyword == "case" {
-            cases.extend(current.take());
-            current = Some(WsCase {
-                id: rest.trim().to_owned(),
-                ..WsCase::default()
-            });
-            continue;
-        }
-        let Some(case) = current.as_mut() else {
-            return Err(error("a line before the first `case`".to_owned()));
-        };
-        parse_line(case, keyword, rest.trim()).map_err(error)?;
-    }
-    cases.extend(current);
-    Ok(cases)
+        parse_line(case, keyword, rest.trim())
+    })
 }
 
 /// Applies one line of a case.
