@@ -21,15 +21,20 @@ pub struct ServerArgs {
     pub echo: bool,
 
     /// Largest HTTP request head accepted, in bytes; a larger one gets 431.
-    #[arg(long, default_value_t = 8192, value_name = "BYTES")]
+    #[arg(long, default_value_t = 8192, value_name = "BYTES", value_parser = parse_head_limit)]
     pub max_head_bytes: usize,
 
     /// Largest chat line accepted, in bytes; a larger one closes with 1009.
-    #[arg(long, default_value_t = 4096, value_name = "BYTES")]
+    #[arg(long, default_value_t = 4096, value_name = "BYTES", value_parser = parse_positive)]
     pub max_message_bytes: usize,
 
     /// Largest /echo message accepted, in bytes; a larger one closes with 1009.
-    #[arg(long, default_value_t = 16 * 1024 * 1024, value_name = "BYTES")]
+    #[arg(
+        long,
+        default_value_t = 16 * 1024 * 1024,
+        value_name = "BYTES",
+        value_parser = parse_positive
+    )]
     pub max_echo_bytes: usize,
 
     /// Time a client has to finish its upgrade request (e.g. 10s, 500ms).
@@ -50,11 +55,11 @@ pub struct ServerArgs {
 
     /// Bytes a member's outgoing queue may hold; past it the member is
     /// disconnected with 1008 so the room never waits for it.
-    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES", value_parser = parse_queue_limit)]
     pub max_queue_bytes: usize,
 
     /// Chat lines a member may send back to back.
-    #[arg(long, default_value_t = 20, value_name = "LINES")]
+    #[arg(long, default_value_t = 20, value_name = "LINES", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
 
     /// Chat lines a second a member may keep sending.
@@ -66,10 +71,10 @@ pub struct ServerArgs {
     pub no_rate_limit: bool,
 
     /// Most connections held at once, handshakes included; more get 503.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = parse_positive)]
     pub max_connections: usize,
 
-    /// An Origin allowed to join (repeatable); with none given, any origin is.
+    /// An Origin allowed to connect (repeatable); without this flag every origin is allowed.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
 
@@ -78,7 +83,13 @@ pub struct ServerArgs {
     pub shutdown_grace: Duration,
 
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
-    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    #[arg(
+        long,
+        default_value = "info",
+        value_name = "LEVEL",
+        value_parser = ["off", "error", "warn", "info", "debug", "trace"],
+        ignore_case = true
+    )]
     pub log_level: String,
 }
 
@@ -135,6 +146,34 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(millis as u64))
 }
 
+/// Parses a count or size that must be at least 1.
+fn parse_positive(text: &str) -> Result<usize, String> {
+    parse_at_least(text, 1)
+}
+
+/// Parses the head limit: at least 256 bytes, the size of a real upgrade
+/// request with its required headers.
+fn parse_head_limit(text: &str) -> Result<usize, String> {
+    parse_at_least(text, 256)
+}
+
+/// Parses the queue bound: at least 4096 bytes, so a welcome to a small room
+/// still fits.
+fn parse_queue_limit(text: &str) -> Result<usize, String> {
+    parse_at_least(text, 4096)
+}
+
+fn parse_at_least(text: &str, min: usize) -> Result<usize, String> {
+    let value: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a whole number"))?;
+    if value < min {
+        return Err(format!("'{text}' is too small; the least allowed is {min}"));
+    }
+    Ok(value)
+}
+
 fn parse_rate(text: &str) -> Result<f64, String> {
     let value: f64 = text
         .trim()
@@ -176,7 +215,25 @@ mod tests {
 
     #[test]
     fn bad_flag_is_an_error() {
-        assert!(ServerArgs::try_parse_from(["natter", "--max-connections", "x"]).is_err());
-        assert!(ServerArgs::try_parse_from(["natter", "--bogus"]).is_err());
+        for bad in [
+            &["--max-connections", "x"][..],
+            &["--bogus"],
+            &["--max-connections", "0"],
+            &["--max-connections", "-1"],
+            &["--max-head-bytes", "0"],
+            &["--max-message-bytes", "0"],
+            &["--max-queue-bytes", "10"],
+            &["--rate-burst", "0"],
+            &["--log-level", "loud"],
+            &["--listen", "nonsense"],
+        ] {
+            let args = std::iter::once("natter").chain(bad.iter().copied());
+            assert!(
+                ServerArgs::try_parse_from(args).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+        let upper = ServerArgs::try_parse_from(["natter", "--log-level", "DEBUG"]);
+        assert!(upper.is_ok());
     }
 }

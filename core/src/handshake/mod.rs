@@ -54,33 +54,36 @@ pub fn accept_key(key: &str) -> String {
     STANDARD.encode(hasher.finalize())
 }
 
-/// Finds the CRLFCRLF that ends an HTTP head, one byte at a time.
+/// Finds the empty line that ends an HTTP head, one byte at a time.
 ///
-/// It remembers how much of the terminator the bytes seen so far end with,
-/// which does the work of re-scanning a few bytes of overlap: every byte is
+/// It remembers where in a line the bytes seen so far end, so every byte is
 /// looked at once, however the head is split.
-#[derive(Debug, Clone, Default)]
-struct HeadEnd {
-    matched: usize,
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum HeadEnd {
+    /// Inside a line (the request or status line at first).
+    #[default]
+    InLine,
+    /// Just after a line's LF: an empty line would end the head here.
+    LineStart,
+    /// A CR at the start of a line: its LF ends the head.
+    LineStartCr,
 }
 
 impl HeadEnd {
-    /// Returns the offset just past the terminator in `bytes`, if it ends
-    /// there.
+    /// Returns the offset just past the empty line that ends the head in
+    /// `bytes`, if it ends there.
+    ///
+    /// Lines end in CRLF or, as RFC 9112 §2.2 lets a recipient accept, in a
+    /// bare LF, so a head ending `\r\n\r\n`, `\n\n` or a mix of them is
+    /// recognised rather than left to time out.
     fn feed(&mut self, bytes: &[u8]) -> Option<usize> {
-        const TERMINATOR: &[u8; 4] = b"\r\n\r\n";
-
         for (i, &byte) in bytes.iter().enumerate() {
-            self.matched = if TERMINATOR.get(self.matched) == Some(&byte) {
-                self.matched + 1
-            } else if byte == b'\r' {
-                1
-            } else {
-                0
+            *self = match (*self, byte) {
+                (HeadEnd::LineStart | HeadEnd::LineStartCr, b'\n') => return Some(i + 1),
+                (HeadEnd::LineStart, b'\r') => HeadEnd::LineStartCr,
+                (_, b'\n') => HeadEnd::LineStart,
+                _ => HeadEnd::InLine,
             };
-            if self.matched == TERMINATOR.len() {
-                return Some(i + 1);
-            }
         }
         None
     }
@@ -203,6 +206,19 @@ mod tests {
             };
             assert_eq!(found, end, "split at {split}");
         }
+    }
+
+    #[test]
+    fn bare_lf_lines_end_a_head_too() {
+        for text in [
+            &b"GET / HTTP/1.1\nA: b\n\nrest"[..],
+            b"GET / HTTP/1.1\r\nA: b\n\r\nrest",
+        ] {
+            let mut finder = HeadEnd::default();
+            assert_eq!(finder.feed(text), Some(text.len() - 4));
+        }
+        let mut finder = HeadEnd::default();
+        assert_eq!(finder.feed(b"GET / HTTP/1.1\r\nA: b\r\n"), None);
     }
 
     #[test]

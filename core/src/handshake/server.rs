@@ -275,6 +275,14 @@ impl Policy {
             return Err(refuse(RefusalKind::MalformedRequest, reason));
         }
 
+        // A body would be read as WebSocket frames after an upgrade, and a
+        // proxy in front may frame it differently (request smuggling): a
+        // GET here carries none.
+        if has_body(head.headers) {
+            let reason = "a GET request may not carry a body";
+            return Err(refuse(RefusalKind::MalformedRequest, reason));
+        }
+
         match endpoint {
             Endpoint::Health => return Ok(Request::Health),
             Endpoint::Metrics => return Ok(Request::Metrics),
@@ -404,6 +412,16 @@ fn deadline_after(now: Instant, timeout: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// Tells whether a request announces a body: any `Transfer-Encoding`, or a
+/// `Content-Length` other than zero (RFC 9112 §6.1, §6.2).
+fn has_body(headers: &[httparse::Header<'_>]) -> bool {
+    headers.iter().any(|header| {
+        let value = header.value.trim_ascii();
+        header.name.eq_ignore_ascii_case("transfer-encoding")
+            || (header.name.eq_ignore_ascii_case("content-length") && value != b"0")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,6 +520,14 @@ mod tests {
     }
 
     #[test]
+    fn bare_lf_heads_are_answered() {
+        let text = "GET /healthz HTTP/1.1\nHost: a\n\n";
+        assert_eq!(decide(text), Request::Health);
+        let zero_length = head("/healthz", &["Host: a", "Content-Length: 0"]);
+        assert_eq!(decide(&zero_length), Request::Health);
+    }
+
+    #[test]
     fn every_refusal_of_the_table_has_its_status_and_header() {
         let post = upgrade_head(JOIN, &[], &[]).replacen("GET", "POST", 1);
         let http10 = upgrade_head(JOIN, &[], &[]).replacen("HTTP/1.1", "HTTP/1.0", 1);
@@ -534,6 +560,18 @@ mod tests {
             ),
             ("malformed", "GET\r\n\r\n".to_owned(), 400, None),
             ("no host", upgrade_head(JOIN, &[], &["host"]), 400, None),
+            (
+                "a body",
+                upgrade_head(JOIN, &["Content-Length: 5"], &[]),
+                400,
+                None,
+            ),
+            (
+                "chunked",
+                upgrade_head(JOIN, &["Transfer-Encoding: chunked"], &[]),
+                400,
+                None,
+            ),
             ("http/1.0", http10, 400, None),
             (
                 "no key",
