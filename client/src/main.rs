@@ -9,6 +9,7 @@
 mod args;
 mod event;
 mod input;
+mod keys;
 mod line;
 mod net;
 mod render;

@@ -1,12 +1,15 @@
 //! The full-screen client: raw mode and the alternate screen, keys in,
 //! network events in, redraws out.
 //!
-//! One loop on the UI thread owns the [`ClientState`]. Keys come from a
-//! reader thread and network news from the network thread, both over one
-//! channel; a short tick polls the terminal size (termion has no SIGWINCH)
-//! and counts down the reconnect delay.
+//! One loop on the UI thread owns the [`ClientState`]. Raw input bytes come
+//! from a reader thread and network news from the network thread, both over
+//! one channel; the loop decodes the bytes into keys itself (see
+//! [`crate::keys`]), so no input can stop the keyboard. A short tick polls
+//! the terminal size (termion has no SIGWINCH) and counts down the
+//! reconnect delay. If the reader thread ends, however it ends, the client
+//! quits and restores the terminal.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -16,11 +19,11 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGHUP, SIGTERM};
 use termion::color::{AnsiValue, Bg, Fg};
 use termion::event::Key;
-use termion::input::TermRead;
 use termion::raw::{IntoRawMode, RawTerminal};
 use termion::screen::{AlternateScreen, IntoAlternateScreen};
 use termion::{clear, cursor, style};
 
+use crate::keys::KeyDecoder;
 use crate::net::{self, NetCommand, NetConfig, NetEvent, NetHandle};
 use crate::render::{self, render, Screen, Style};
 use crate::state::{ClientState, ConnectionState};
@@ -34,12 +37,19 @@ const QUIT_WAIT: Duration = Duration::from_secs(3);
 /// Rows a PgUp or PgDn key scrolls when the screen size is unknown.
 const DEFAULT_PAGE: usize = 10;
 
+/// How long an ESC waits for the rest of a sequence before it counts as
+/// the Esc key.
+const ESC_WAIT: Duration = Duration::from_millis(50);
+
+/// How many failed reads of stdin in a row end the keyboard.
+const MAX_READ_ERRORS: u32 = 10;
+
 /// What the UI loop wakes up for.
 enum UiEvent {
-    /// A key was pressed.
-    Key(Key),
-    /// The keyboard reader stopped (stdin closed).
-    KeysEnded,
+    /// Bytes read from the keyboard.
+    Input(Vec<u8>),
+    /// The keyboard reader stopped: `None` at the end of stdin, else why.
+    KeysEnded(Option<String>),
     /// News from the network thread.
     Net(NetEvent),
 }
@@ -95,9 +105,9 @@ pub fn run(mut state: ClientState, config: NetConfig, max_line_bytes: usize) -> 
     let (tx, rx) = mpsc::channel();
     let net = net::spawn(config, tx.clone(), UiEvent::Net)?;
     let keys_tx = tx;
-    thread::Builder::new()
+    let keys = thread::Builder::new()
         .name("natter-keys".into())
-        .spawn(move || read_keys(&keys_tx))?;
+        .spawn(move || read_keys(keys_tx))?;
 
     // A polite kill ends the loop like /quit, so the guard restores the
     // terminal; a failed registration only loses that nicety.
@@ -109,13 +119,7 @@ pub fn run(mut state: ClientState, config: NetConfig, max_line_bytes: usize) -> 
     }
 
     let mut guard = TerminalGuard::enter()?;
-    let mut ui = Ui {
-        max_line_bytes,
-        retry_at: None,
-        quit: false,
-        net_done: false,
-        page: DEFAULT_PAGE,
-    };
+    let mut ui = Ui::new(max_line_bytes);
     let mut size = (0, 0);
     let mut dirty = true;
     state.notice("type /help for commands");
@@ -129,7 +133,19 @@ pub fn run(mut state: ClientState, config: NetConfig, max_line_bytes: usize) -> 
             guard.draw(&screen)?;
         }
 
-        match rx.recv_timeout(TICK) {
+        // A waiting ESC with nothing after it is the Esc key.
+        let mut wait = TICK;
+        if let Some(deadline) = ui.esc_deadline {
+            let now = Instant::now();
+            if now >= deadline {
+                ui.flush_esc(&mut state, &net);
+                dirty = true;
+                continue;
+            }
+            wait = wait.min(deadline - now);
+        }
+
+        match rx.recv_timeout(wait) {
             Ok(event) => {
                 dirty = true;
                 let (logged, scrolled) = (state.log.len(), state.scroll > 0);
@@ -159,11 +175,27 @@ pub fn run(mut state: ClientState, config: NetConfig, max_line_bytes: usize) -> 
             }
             dirty = true;
         }
+        if keys.is_finished() && ui.keys_ended.is_none() {
+            // Its last words say why; without them it panicked.
+            while let Ok(event) = rx.try_recv() {
+                ui.handle(&mut state, &net, event);
+            }
+            if ui.keys_ended.is_none() {
+                ui.keys_ended = Some(Some("the keyboard reader stopped".into()));
+            }
+            ui.quit = true;
+        }
     }
 
     close_politely(&net, &rx, ui.net_done);
     drop(guard);
-    Ok(0)
+    match ui.keys_ended {
+        Some(Some(reason)) => {
+            eprintln!("natter: {reason}");
+            Ok(1)
+        }
+        _ => Ok(0),
+    }
 }
 
 /// Asks the network thread to close the session with 1000, and waits for
@@ -180,31 +212,65 @@ fn close_politely(net: &NetHandle, rx: &mpsc::Receiver<UiEvent>, net_done: bool)
     }
 }
 
-/// Forwards keys until stdin ends or the UI goes away.
-///
-/// An escape sequence termion cannot parse is an error for that key only,
-/// so it is skipped; only a long run of errors means stdin itself failed.
-fn read_keys(tx: &mpsc::Sender<UiEvent>) {
-    const MAX_ERRORS_IN_A_ROW: u32 = 100;
+/// Forwards raw keyboard bytes until stdin ends or fails, or the UI goes
+/// away. The UI always hears that it stopped, even by a panic.
+fn read_keys(tx: mpsc::Sender<UiEvent>) {
+    let mut ended = KeysEndedNotice {
+        tx,
+        reason: Some("the keyboard reader stopped".into()),
+    };
+    // Larger than stdin's own buffer, so every read goes straight through.
+    let mut buf = vec![0; 16 * 1024];
+    let mut stdin = io::stdin().lock();
     let mut errors = 0;
-    for key in io::stdin().keys() {
-        match key {
-            Ok(key) => {
+    loop {
+        match stdin.read(&mut buf) {
+            Ok(0) => {
+                ended.reason = None;
+                return;
+            }
+            Ok(n) => {
                 errors = 0;
-                if tx.send(UiEvent::Key(key)).is_err() {
+                let bytes = buf.get(..n).unwrap_or(&[]).to_vec();
+                if ended.tx.send(UiEvent::Input(bytes)).is_err() {
                     return;
                 }
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                log::debug!("unreadable key input: {e}");
                 errors += 1;
-                if errors >= MAX_ERRORS_IN_A_ROW {
-                    break;
+                if errors >= MAX_READ_ERRORS {
+                    ended.reason = Some(format!("cannot read the keyboard: {e}"));
+                    return;
                 }
             }
         }
     }
-    let _ = tx.send(UiEvent::KeysEnded);
+}
+
+/// Tells the UI that the keyboard reader stopped when dropped, which is
+/// also the case when the reader panics.
+struct KeysEndedNotice {
+    tx: mpsc::Sender<UiEvent>,
+    reason: Option<String>,
+}
+
+impl Drop for KeysEndedNotice {
+    fn drop(&mut self) {
+        let _ = self.tx.send(UiEvent::KeysEnded(self.reason.take()));
+    }
+}
+
+/// Where the UI sends its commands for the network thread.
+trait Commands {
+    /// Passes one command on.
+    fn send(&self, command: NetCommand);
+}
+
+impl Commands for NetHandle {
+    fn send(&self, command: NetCommand) {
+        NetHandle::send(self, command);
+    }
 }
 
 /// The UI loop's own bookkeeping beside the client state.
@@ -216,20 +282,72 @@ struct Ui {
     net_done: bool,
     /// Rows one PgUp or PgDn scrolls.
     page: usize,
+    /// Turns keyboard bytes into keys.
+    decoder: KeyDecoder,
+    /// When a waiting ESC becomes the Esc key.
+    esc_deadline: Option<Instant>,
+    /// Set once the keyboard reader stopped: `Some(None)` at the end of
+    /// stdin, `Some(Some(reason))` when it failed.
+    keys_ended: Option<Option<String>>,
 }
 
 impl Ui {
+    /// Starts with nothing typed, nothing waiting and no quit asked for.
+    fn new(max_line_bytes: usize) -> Ui {
+        Ui {
+            max_line_bytes,
+            retry_at: None,
+            quit: false,
+            net_done: false,
+            page: DEFAULT_PAGE,
+            decoder: KeyDecoder::new(),
+            esc_deadline: None,
+            keys_ended: None,
+        }
+    }
+
     /// Applies one event.
-    fn handle(&mut self, state: &mut ClientState, net: &NetHandle, event: UiEvent) {
+    fn handle(&mut self, state: &mut ClientState, net: &dyn Commands, event: UiEvent) {
         match event {
-            UiEvent::Key(key) => self.handle_key(state, net, key),
-            UiEvent::KeysEnded => self.quit = true,
+            UiEvent::Input(bytes) => self.handle_input(state, net, &bytes),
+            UiEvent::KeysEnded(reason) => {
+                let mut keys = Vec::new();
+                self.decoder.finish(&mut keys);
+                for key in keys {
+                    self.handle_key(state, net, key);
+                }
+                self.keys_ended = Some(reason);
+                self.quit = true;
+            }
             UiEvent::Net(event) => self.handle_net(state, event),
         }
     }
 
+    /// Decodes keyboard bytes and applies the keys.
+    fn handle_input(&mut self, state: &mut ClientState, net: &dyn Commands, bytes: &[u8]) {
+        let mut keys = Vec::new();
+        self.decoder.feed(bytes, &mut keys);
+        for key in keys {
+            self.handle_key(state, net, key);
+        }
+        self.esc_deadline = self
+            .decoder
+            .waits_after_esc()
+            .then(|| Instant::now() + ESC_WAIT);
+    }
+
+    /// Takes a waiting ESC as the Esc key.
+    fn flush_esc(&mut self, state: &mut ClientState, net: &dyn Commands) {
+        self.esc_deadline = None;
+        let mut keys = Vec::new();
+        self.decoder.flush_esc(&mut keys);
+        for key in keys {
+            self.handle_key(state, net, key);
+        }
+    }
+
     /// Applies one key.
-    fn handle_key(&mut self, state: &mut ClientState, net: &NetHandle, key: Key) {
+    fn handle_key(&mut self, state: &mut ClientState, net: &dyn Commands, key: Key) {
         let input = &mut state.input;
         match key {
             Key::Ctrl('c') => self.quit = true,
@@ -252,14 +370,15 @@ impl Ui {
     }
 
     /// Sends the input line, or runs it as a command.
-    fn enter(&mut self, state: &mut ClientState, net: &NetHandle) {
+    fn enter(&mut self, state: &mut ClientState, net: &dyn Commands) {
+        // A line too long to send stays in the input, to be shortened.
+        if let Some(notice) = too_long(state.input.text(), self.max_line_bytes) {
+            state.notice(notice);
+            return;
+        }
         let line = state.input.take();
         match parse_line(&line) {
             Line::Blank => {}
-            Line::Chat(text) if text.len() > self.max_line_bytes => {
-                let (len, max) = (text.len(), self.max_line_bytes);
-                state.notice(format!("line not sent: {len} bytes, at most {max}"));
-            }
             Line::Chat(text) => {
                 state.scroll = 0;
                 if state.connection != ConnectionState::Connected {
@@ -374,6 +493,20 @@ fn parse_line(line: &str) -> Line<'_> {
     }
 }
 
+/// Returns why `line` cannot be sent, when it is a chat line longer than
+/// `max` bytes.
+fn too_long(line: &str, max: usize) -> Option<String> {
+    match parse_line(line) {
+        Line::Chat(text) if text.len() > max => {
+            let len = text.len();
+            Some(format!(
+                "line not sent: {len} bytes, at most {max}; shorten it and press Enter"
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// Writes a whole screen in one go.
 fn draw(out: &mut impl Write, screen: &Screen) -> io::Result<()> {
     let mut buf = Vec::new();
@@ -428,6 +561,111 @@ mod tests {
         assert_eq!(parse_line("/quit now"), Line::Command("quit"));
         assert_eq!(parse_line("/"), Line::Command(""));
         assert_eq!(parse_line("//etc/hosts"), Line::Chat("/etc/hosts"));
+    }
+
+    /// Records the commands the UI sends.
+    #[derive(Default)]
+    struct Sent(std::cell::RefCell<Vec<NetCommand>>);
+
+    impl Commands for Sent {
+        fn send(&self, command: NetCommand) {
+            self.0.borrow_mut().push(command);
+        }
+    }
+
+    fn client() -> (Ui, ClientState, Sent) {
+        let state = ClientState::new("lobby", "ws://127.0.0.1:1", "me", "s1");
+        (Ui::new(16), state, Sent::default())
+    }
+
+    fn sent(net: &Sent) -> Vec<NetCommand> {
+        net.0.borrow().clone()
+    }
+
+    #[test]
+    fn a_broken_escape_sequence_leaves_the_keyboard_working() {
+        for junk in [&b"\x1b[5;99999~"[..], b"\x1b[999999999999999999999A"] {
+            let (mut ui, mut state, net) = client();
+            ui.handle(&mut state, &net, UiEvent::Input(junk.to_vec()));
+            ui.handle(&mut state, &net, UiEvent::Input(b"hi\r".to_vec()));
+            assert_eq!(sent(&net), vec![NetCommand::Send("hi".into())]);
+            assert!(!ui.quit);
+            ui.handle(&mut state, &net, UiEvent::Input(b"\x03".to_vec()));
+            assert!(ui.quit);
+        }
+    }
+
+    #[test]
+    fn a_sequence_split_across_reads_is_one_key() {
+        let (mut ui, mut state, net) = client();
+        ui.handle(&mut state, &net, UiEvent::Input(b"ab\x1b".to_vec()));
+        assert!(ui.esc_deadline.is_some());
+        ui.handle(&mut state, &net, UiEvent::Input(b"[D".to_vec()));
+        assert!(ui.esc_deadline.is_none());
+        ui.handle(&mut state, &net, UiEvent::Input(b"x".to_vec()));
+        assert_eq!(state.input.text(), "axb");
+    }
+
+    #[test]
+    fn a_waiting_esc_is_flushed_and_the_next_key_kept() {
+        let (mut ui, mut state, net) = client();
+        ui.handle(&mut state, &net, UiEvent::Input(b"\x1b".to_vec()));
+        ui.flush_esc(&mut state, &net);
+        ui.handle(&mut state, &net, UiEvent::Input(b"h".to_vec()));
+        assert_eq!(state.input.text(), "h");
+    }
+
+    #[test]
+    fn the_end_of_the_keyboard_quits() {
+        let (mut ui, mut state, net) = client();
+        ui.handle(&mut state, &net, UiEvent::KeysEnded(Some("gone".into())));
+        assert!(ui.quit);
+        assert_eq!(ui.keys_ended, Some(Some("gone".into())));
+    }
+
+    #[test]
+    fn the_reader_tells_the_ui_when_it_stops_even_by_a_panic() {
+        let (tx, rx) = mpsc::channel();
+        let reader = thread::spawn(move || {
+            let _notice = KeysEndedNotice {
+                tx,
+                reason: Some("stopped".into()),
+            };
+            panic!("reader broke");
+        });
+        assert!(reader.join().is_err());
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(UiEvent::KeysEnded(Some(reason))) if reason == "stopped"
+        ));
+    }
+
+    #[test]
+    fn a_line_too_long_stays_in_the_input() {
+        let (mut ui, mut state, net) = client();
+        let long = "x".repeat(17);
+        ui.handle(
+            &mut state,
+            &net,
+            UiEvent::Input(format!("{long}\r").into_bytes()),
+        );
+        assert_eq!(sent(&net), vec![]);
+        assert_eq!(state.input.text(), long);
+
+        // Shortened, it goes.
+        ui.handle(&mut state, &net, UiEvent::Input(b"\x7f\r".to_vec()));
+        assert_eq!(sent(&net), vec![NetCommand::Send("x".repeat(16))]);
+        assert_eq!(state.input.text(), "");
+    }
+
+    #[test]
+    fn only_chat_lines_over_the_limit_are_too_long() {
+        assert_eq!(too_long("abcd", 4), None);
+        assert_eq!(too_long("//abc", 4), None);
+        assert!(too_long("abcde", 4).is_some_and(|n| n.contains("5 bytes, at most 4")));
+        assert!(too_long("日日", 4).is_some());
+        assert_eq!(too_long("/quit now and forever", 4), None);
+        assert_eq!(too_long("      ", 4), None);
     }
 
     #[test]
