@@ -159,14 +159,12 @@ impl MemberTask {
             let mut progressed = false;
             if self.watch_shutdown && shutdown.as_mut().poll_next(cx).is_ready() {
                 self.watch_shutdown = false;
-                self.conn
-                    .close(CloseCode::GOING_AWAY, "server shutting down");
+                self.close(CloseCode::GOING_AWAY, "server shutting down");
             }
             if !self.kick_seen && self.writer.outlet().is_kicked() {
                 self.kick_seen = true;
                 self.server.metrics.slow_consumer_disconnected();
-                self.conn
-                    .close(CloseCode::POLICY_VIOLATION, "outgoing queue full");
+                self.close(CloseCode::POLICY_VIOLATION, "queue over its bound");
             }
             progressed |= self.poll_read(cx);
 
@@ -190,6 +188,16 @@ impl MemberTask {
                 return Poll::Pending;
             }
         }
+    }
+
+    /// Starts the closing handshake now. The core times the wait for the
+    /// peer's close from the last instant it was told of, which for a member
+    /// that has only listened may be long past; an empty input brings its
+    /// clock to now first (it does not count as activity), so the peer gets
+    /// the whole close timeout from here.
+    fn close(&mut self, code: CloseCode, reason: &str) {
+        self.conn.handle_input(Instant::now(), &[]);
+        self.conn.close(code, reason);
     }
 
     /// Reads once if the socket is readable, unless the room is behind;

@@ -112,6 +112,7 @@ impl Outlet {
             batch: VecDeque::new(),
             offset: 0,
             close_written: false,
+            kick_applied: false,
         };
         (outlet, writer)
     }
@@ -230,8 +231,9 @@ pub enum Flushed {
 ///
 /// Polled from the member's task, which it wakes when something is pushed
 /// while it is idle, when the socket drains while it is blocked, and when
-/// the member is kicked. Room frames queued after a kick are dropped
-/// unwritten; nothing is written after a close frame.
+/// the member is kicked. Once the member is kicked, the room frame being
+/// written is finished and every other room frame, batched or queued, is
+/// dropped unwritten; nothing is written after a close frame.
 #[derive(Debug)]
 pub struct Writer {
     outlet: Outlet,
@@ -240,6 +242,8 @@ pub struct Writer {
     /// Bytes of the front item already written.
     offset: usize,
     close_written: bool,
+    /// Whether the room frames batched before a kick have been dropped.
+    kick_applied: bool,
 }
 
 impl Writer {
@@ -272,6 +276,13 @@ impl Writer {
             if self.close_written {
                 self.discard_queued();
                 return Ok(Flushed::Closed);
+            }
+            if !self.kick_applied && self.outlet.is_kicked() {
+                // Once kicked, the peer gets the end of the frame being
+                // written, so the stream stays whole, and then only control
+                // frames: the close with 1008 follows at once.
+                self.kick_applied = true;
+                self.drop_room_frames();
             }
             if self.batch.is_empty() && !self.take_queued(cx) {
                 return Ok(Flushed::Idle);
@@ -314,15 +325,21 @@ impl Writer {
         }
     }
 
-    /// Drops the room frames of a kicked member's batch, uncounting them.
+    /// Drops the room frames of a kicked member's batch, uncounting them;
+    /// a frame partly written already is kept, to be finished.
     fn drop_room_frames(&mut self) {
         let mut dropped = 0;
-        self.batch.retain(|item| match item {
-            Outgoing::Room(frame) => {
-                dropped += frame.as_bytes().len();
-                false
-            }
-            Outgoing::Control { .. } => true,
+        let mut front_started = self.offset > 0;
+        self.batch.retain(|item| {
+            let keep = match item {
+                Outgoing::Room(frame) if !front_started => {
+                    dropped += frame.as_bytes().len();
+                    false
+                }
+                Outgoing::Room(_) | Outgoing::Control { .. } => true,
+            };
+            front_started = false;
+            keep
         });
         self.outlet
             .state
@@ -533,6 +550,50 @@ mod tests {
             let mut received = Vec::new();
             client.read_to_end(&mut received).await.expect("read");
             assert_eq!(received, b"CLOSE 1008");
+            assert_eq!(outlet.state.queued.load(Ordering::Acquire), 0);
+        });
+    }
+
+    #[test]
+    fn kick_mid_frame_finishes_that_frame_then_writes_only_the_close() {
+        smol::block_on(async {
+            let (server, mut client) = stream_pair().await;
+            let (outlet, mut writer) = Outlet::new(64 << 20);
+            let frames: Vec<SharedFrame> = (0..64u8)
+                .map(|i| SharedFrame::text(&vec![b'a' + i % 26; 100_000 + usize::from(i)]))
+                .collect();
+            for frame in &frames {
+                outlet.push(frame).expect("room frame");
+            }
+
+            // Write until the socket is full, as with a peer that stopped
+            // reading; then the member is kicked and closes.
+            let metrics = Metrics::new();
+            poll_fn(|cx| match writer.poll_flush(cx, &server, &metrics) {
+                Ok(Flushed::Blocked) => Poll::Ready(()),
+                other => panic!("the socket never filled: {other:?}"),
+            })
+            .await;
+            assert!(writer.offset > 0 || !writer.batch.is_empty());
+            outlet.mark_kicked();
+            assert!(outlet.push_control(b"CLOSE".to_vec(), true));
+
+            let writer = smol::spawn(async move { flush(writer, server, &Metrics::new()).await });
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.expect("read");
+            writer.await;
+
+            assert!(received.ends_with(b"CLOSE"));
+            let room_bytes = &received[..received.len() - 5];
+            let mut whole = 0;
+            let mut at = 0;
+            while at < room_bytes.len() {
+                let frame = frames[whole].as_bytes();
+                assert_eq!(room_bytes.get(at..at + frame.len()), Some(frame));
+                at += frame.len();
+                whole += 1;
+            }
+            assert!(whole < frames.len(), "every frame was written");
             assert_eq!(outlet.state.queued.load(Ordering::Acquire), 0);
         });
     }

@@ -5,7 +5,9 @@
 //! and is touched only on join and on a room's end, never on the message
 //! path. Joins are sent while the registry lock is held, and an emptied room
 //! removes itself under the same lock only if no command is waiting; so a
-//! join can never land in a room that is about to disappear.
+//! join can never land in a room that is about to disappear. When commands
+//! are waiting, the emptied room is still dropped and the task goes on with
+//! a new one, so the join behind the last leave finds a new room (seq 1).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,6 +153,11 @@ fn start_room(server: &Arc<Server>, code: RoomCode) -> Entry {
 
 /// Owns one room: applies its members' commands in order and delivers the
 /// frames they produce, until the room is empty and nothing is waiting.
+///
+/// A room that empties while commands wait ends all the same: it is dropped
+/// (so the metrics see it removed) and a new one serves what comes next.
+/// Commands of the old room's members find nobody in it, since member ids
+/// are never reused.
 async fn run_room(
     server: Arc<Server>,
     code: RoomCode,
@@ -158,29 +165,44 @@ async fn run_room(
     commands: Receiver<RoomCommand>,
 ) {
     let config = &server.config;
-    let metrics = Some(Arc::clone(&server.metrics));
-    let mut room: Room<Outlet> = Room::new(code.clone(), config.rate_limit, metrics);
+    loop {
+        let metrics = Some(Arc::clone(&server.metrics));
+        let mut room: Room<Outlet> = Room::new(code.clone(), config.rate_limit, metrics);
+        let closed = serve_until_empty(&mut room, &commands).await;
+        drop(room);
+        if closed || remove_if_idle(&server, &code, generation, &commands) {
+            log::debug!("room {} removed", code.as_str());
+            return;
+        }
+        log::debug!(
+            "room {} emptied with commands waiting: starting it afresh",
+            code.as_str()
+        );
+    }
+}
 
+/// Applies commands to `room` until one leaves it empty; returns `true`
+/// when the channel closed first.
+async fn serve_until_empty(room: &mut Room<Outlet>, commands: &Receiver<RoomCommand>) -> bool {
     while let Ok(command) = commands.recv().await {
         match command {
             RoomCommand::Join {
                 member,
                 outlet,
                 reply,
-            } => handle_join(&mut room, member, outlet, &reply),
-            RoomCommand::Text { id, text } => handle_text(&mut room, id, &text),
+            } => handle_join(room, member, outlet, &reply),
+            RoomCommand::Text { id, text } => handle_text(room, id, &text),
             RoomCommand::Leave { id } => {
                 if let Some((_, frame)) = room.leave(id, unix_ms()) {
-                    broadcast(&mut room, &frame);
+                    broadcast(room, &frame);
                 }
             }
         }
-
-        if room.is_empty() && remove_if_idle(&server, &code, generation, &commands) {
-            break;
+        if room.is_empty() {
+            return false;
         }
     }
-    log::debug!("room {} removed", code.as_str());
+    true
 }
 
 /// Removes an empty room from the registry unless a command is waiting for

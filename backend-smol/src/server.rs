@@ -45,16 +45,20 @@ impl Server {
         self.shutdown.clone()
     }
 
-    /// Counts a new connection and returns its guard, and whether it is
-    /// over the connection limit.
-    pub fn open_connection(self: &Arc<Self>) -> (ConnectionGuard, bool) {
-        let held = self.connections.fetch_add(1, Ordering::AcqRel) + 1;
-        let guard = ConnectionGuard {
+    /// Counts a new connection and returns its guard, or `None` when the
+    /// connection limit is reached (nothing is counted then).
+    pub fn open_connection(self: &Arc<Self>) -> Option<ConnectionGuard> {
+        let limit = self.config.max_connections;
+        self.connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < limit).then_some(held + 1)
+            })
+            .ok()?;
+        Some(ConnectionGuard {
             server: Arc::clone(self),
             _open: self.metrics.track_connection(),
             _alive: self.alive.clone(),
-        };
-        (guard, held > self.config.max_connections)
+        })
     }
 }
 
@@ -134,6 +138,10 @@ pub async fn serve(
 }
 
 /// Accepts connections and spawns a session for each until `stop` fires.
+///
+/// The connection limit is applied here, in accept order and before a byte
+/// is read: a connection over it is answered 503 at once, whether or not it
+/// ever sends a request, so silent connections cannot pile up past it.
 async fn accept_until_stopped(server: &Arc<Server>, listener: &TcpListener, stop: &Receiver<()>) {
     loop {
         let accepted = async { Some(listener.accept().await) };
@@ -143,11 +151,16 @@ async fn accept_until_stopped(server: &Arc<Server>, listener: &TcpListener, stop
         };
         match accepted.or(stopped).await {
             None => return,
-            Some(Ok((stream, peer))) => {
-                let server = Arc::clone(server);
-                let task = session::run(Arc::clone(&server), stream, peer);
-                server.executor.spawn(task).detach();
-            }
+            Some(Ok((stream, peer))) => match server.open_connection() {
+                Some(guard) => {
+                    let task = session::run(Arc::clone(server), stream, peer, guard);
+                    server.executor.spawn(task).detach();
+                }
+                None => {
+                    let task = session::refuse_busy(Arc::clone(server), stream, peer);
+                    server.executor.spawn(task).detach();
+                }
+            },
             Some(Err(e)) => {
                 log::error!("accept failed: {e}");
                 Timer::after(ACCEPT_BACKOFF).await;
@@ -164,7 +177,8 @@ fn log_limits(config: &ServerConfig) {
     };
     log::info!(
         "limits: {} connections, head {} B, chat line {} B, echo {} ({} B), queue {} B, \
-         rate {rate}, handshake {:?}, ping after {:?}, pong timeout {:?}, shutdown grace {:?}",
+         rate {rate}, handshake {:?}, ping after {:?}, pong timeout {:?}, close timeout {:?}, \
+         shutdown grace {:?}",
         config.max_connections,
         config.max_head_bytes,
         config.max_chat_bytes,
@@ -174,6 +188,7 @@ fn log_limits(config: &ServerConfig) {
         config.handshake_timeout,
         config.idle_ping_after,
         config.pong_timeout,
+        config.close_timeout,
         config.shutdown_grace,
     );
 }

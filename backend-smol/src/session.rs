@@ -13,7 +13,7 @@ use natter_core::handshake::{
 };
 use smol::Timer;
 
-use crate::server::Server;
+use crate::server::{ConnectionGuard, Server};
 use crate::{chat, echo};
 
 /// Size of the buffer the request head is read into; it lives only until the
@@ -27,9 +27,14 @@ const LINGER: Duration = Duration::from_secs(1);
 /// Most bytes read and discarded while lingering.
 const LINGER_BYTES: usize = 64 * 1024;
 
-/// Serves one accepted connection to its end.
-pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
-    let (guard, busy) = server.open_connection();
+/// Serves one accepted connection, counted under the limit by `guard`, to
+/// its end.
+pub async fn run(
+    server: Arc<Server>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    guard: ConnectionGuard,
+) {
     let _ = stream.set_nodelay(true);
 
     // A heap buffer keeps the task itself small while it waits for the head.
@@ -37,9 +42,6 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let Some((request, leftover)) = read_request(&server, &mut stream, peer, &mut buf).await else {
         return;
     };
-    if busy {
-        return refuse(&server, stream, peer, &Refusal::server_busy()).await;
-    }
 
     match request {
         Request::Join { params, upgrade } => {
@@ -114,6 +116,14 @@ async fn read_request(
     None
 }
 
+/// Answers a connection over the connection limit with 503 at once, without
+/// waiting for its request, then closes it; the whole takes at most the
+/// close timeout for the write and [`LINGER`] after it.
+pub async fn refuse_busy(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    refuse(&server, stream, peer, &Refusal::server_busy()).await;
+}
+
 /// Sends a refusal as the core renders it, then closes.
 pub async fn refuse(server: &Server, stream: TcpStream, peer: SocketAddr, refusal: &Refusal) {
     log::debug!("refused {peer}: {refusal}");
@@ -125,8 +135,16 @@ pub async fn refuse(server: &Server, stream: TcpStream, peer: SocketAddr, refusa
 /// our side first, then whatever the peer still sends is read and dropped
 /// for a moment, so unread input does not turn the close into a reset that
 /// could destroy the response on its way.
+///
+/// A peer that does not take the response within the close timeout is
+/// dropped, so an answer never holds a connection for long.
 async fn answer(server: &Server, mut stream: TcpStream, response: &[u8]) {
-    if write_all(server, &mut stream, response).await.is_err() {
+    let written = async { write_all(server, &mut stream, response).await.is_ok() };
+    let expired = async {
+        Timer::after(server.config.close_timeout).await;
+        false
+    };
+    if !written.or(expired).await {
         return;
     }
     let _ = stream.shutdown(Shutdown::Write);

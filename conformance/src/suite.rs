@@ -12,7 +12,7 @@
 //! to let something happen.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::thread;
@@ -37,7 +37,9 @@ macro_rules! server_suite {
             empty_room_is_removed,
             concurrent_senders_see_one_order,
             racing_joins_and_leaves_are_never_lost,
+            room_emptied_while_a_join_waits_starts_afresh,
             stalled_member_is_dropped_while_others_keep_up,
+            dropped_member_gets_whole_frames_then_close_1008,
             ping_flood_without_reading_is_dropped,
             blank_lines_are_ignored,
             malformed_request_is_refused_with_400,
@@ -50,6 +52,7 @@ macro_rules! server_suite {
             wrong_version_is_refused_with_426,
             oversized_head_is_refused_with_431,
             connection_limit_is_refused_with_503,
+            connection_limit_counts_silent_connections,
             health_and_metrics_answer,
             first_frame_may_share_the_request_write,
             vanished_clients_leave_nothing_behind,
@@ -411,6 +414,51 @@ pub fn racing_joins_and_leaves_are_never_lost(binary: &Path) {
     wait_until_idle(addr);
 }
 
+/// A room emptied by its last leave is gone even when the next join is
+/// already on its way: every one of many join-then-leave rounds on one code
+/// is welcomed into a new room (seq 1, the joiner alone).
+///
+/// Each member sends a burst of lines just before its close, so the room may
+/// still be busy with them when the next join arrives behind the leave.
+pub fn room_emptied_while_a_join_waits_starts_afresh(binary: &Path) {
+    const ROUNDS: usize = 50;
+    const BURST: usize = 1_000;
+    let server = start(binary, &["--no-rate-limit"]);
+    let addr = server.addr();
+
+    for round in 0..ROUNDS {
+        let session = format!("session-{round}");
+        let path = join_path("again", "user", &session);
+        let mut client = RawClient::upgrade(addr, &path).expect("upgrade");
+        let frame = client.read_frame(STEP).expect("read").expect("welcome");
+        let welcome: Value = serde_json::from_slice(&frame.payload).expect("welcome JSON");
+        assert_eq!(welcome["type"], "welcome", "round {round}: {welcome}");
+        assert_eq!(welcome["seq"], 1, "round {round}: {welcome}");
+        assert_eq!(
+            welcome["users"],
+            json!([member("user", &session)]),
+            "round {round}: {welcome}"
+        );
+
+        // A burst and a close in one write, then read to the end of the
+        // stream: the server hangs up only once it has handed the leave to
+        // the room.
+        let mut close = 1000u16.to_be_bytes().to_vec();
+        close.extend_from_slice(b"bye");
+        let mut bytes = masked_frame(0x1, true, b"line").repeat(BURST);
+        bytes.extend(masked_frame(0x8, true, &close));
+        client.write(&bytes).expect("burst and close");
+        loop {
+            match client.read_frame(STEP) {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => panic!("round {round}: no hang-up after the close: {e}"),
+            }
+        }
+    }
+    wait_until_idle(addr);
+}
+
 /// A member that never reads is dropped once its queue is full, while the
 /// others keep receiving every line in order.
 pub fn stalled_member_is_dropped_while_others_keep_up(binary: &Path) {
@@ -478,6 +526,94 @@ pub fn stalled_member_is_dropped_while_others_keep_up(binary: &Path) {
         ),
         None => panic!("the stalled member's connection never ended"),
     }
+}
+
+/// A member dropped for a full queue, which reads again well inside the
+/// close timeout, gets whole frames only (the one being written when it was
+/// dropped is finished) and then the close frame with 1008; none of the
+/// room's frames from its leave on reach it.
+pub fn dropped_member_gets_whole_frames_then_close_1008(binary: &Path) {
+    const ROUND: usize = 20;
+    const MAX_ROUNDS: usize = 5_000;
+    const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+    let args = [
+        "--max-queue-bytes",
+        "65536",
+        "--no-rate-limit",
+        "--close-timeout",
+        "2s",
+    ];
+    let server = start(binary, &args);
+    let addr = server.addr();
+
+    let mut slow =
+        RawClient::upgrade(addr, &join_path("kick", "slow", "session-slow")).expect("upgrade");
+    // The slow member has been quiet for longer than the close timeout when
+    // it is dropped, as a member that only listens usually has: the timeout
+    // runs from the drop, not from the member's last word.
+    thread::sleep(CLOSE_TIMEOUT + Duration::from_millis(500));
+    let (mut sender, _) = join(addr, "kick", "sender", "session-send");
+
+    // Send until the sender sees the slow member leave.
+    let line = "z".repeat(1000);
+    let mut leave_seq = None;
+    let mut rounds = 0;
+    while leave_seq.is_none() {
+        assert!(rounds < MAX_ROUNDS, "the slow member was never dropped");
+        rounds += 1;
+        for _ in 0..ROUND {
+            sender.send_text(&line).expect("send");
+        }
+        let mut echoed = 0;
+        while echoed < ROUND {
+            let event = expect_json(&mut sender, "message");
+            match event["type"].as_str() {
+                Some("message") => echoed += 1,
+                Some("leave") => {
+                    assert_eq!(event["session_id"], "session-slow");
+                    leave_seq = event["seq"].as_u64();
+                }
+                _ => {}
+            }
+        }
+    }
+    let Some(leave_seq) = leave_seq else {
+        unreachable!("the loop ends only with a leave seq")
+    };
+
+    // Stay away for a while, well inside the close timeout, then read
+    // everything: the stream must hold only whole frames up to a close 1008.
+    thread::sleep(CLOSE_TIMEOUT / 2);
+    let mut last_seq = 0;
+    let close = loop {
+        let frame = match slow.read_frame(STEP) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => panic!("stream ended without a close frame (after seq {last_seq})"),
+            Err(e) => {
+                panic!("reading the dropped member's stream failed: {e} (after seq {last_seq})")
+            }
+        };
+        if frame.opcode == 0x8 {
+            break frame;
+        }
+        assert_eq!(frame.opcode, 0x1, "unexpected frame {frame:?}");
+        let event: Value = match serde_json::from_slice(&frame.payload) {
+            Ok(event) => event,
+            Err(e) => panic!("frame after seq {last_seq} is not JSON: {e}"),
+        };
+        let seq = event["seq"].as_u64().expect("room frames have a seq");
+        assert!(seq > last_seq, "seq {seq} after {last_seq}");
+        assert!(
+            seq < leave_seq,
+            "seq {seq} reached a member that left at {leave_seq}"
+        );
+        last_seq = seq;
+    };
+    assert_eq!(
+        close.payload.get(..2),
+        Some(&1008u16.to_be_bytes()[..]),
+        "{close:?}"
+    );
 }
 
 /// A member that sends pings but never reads its pongs is dropped once they
@@ -658,6 +794,34 @@ pub fn connection_limit_is_refused_with_503(binary: &Path) {
     wait_for("the slot to free up", || {
         TestClient::connect(addr, &join_path("r", "bo", "session-b")).is_ok()
     });
+}
+
+/// Connections that never send their request head count toward
+/// `--max-connections`: past the limit the next one gets its 503 at once,
+/// without sending anything, and is closed.
+pub fn connection_limit_counts_silent_connections(binary: &Path) {
+    let server = start(
+        binary,
+        &["--max-connections", "2", "--handshake-timeout", "30s"],
+    );
+    let addr = server.addr();
+    let silent: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    // The server accepts in order, so both are counted before the third.
+    let mut third = TcpStream::connect(addr).expect("connect");
+    third.set_read_timeout(Some(STEP)).expect("read timeout");
+    let mut response = Vec::new();
+    match third.read_to_end(&mut response) {
+        Ok(_) => {}
+        Err(e) => panic!(
+            "no complete answer without a request: {e}; got {:?}",
+            String::from_utf8_lossy(&response)
+        ),
+    }
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 503 "), "answer: {text:?}");
+    drop(silent);
 }
 
 /// `/healthz` answers `ok` and `/metrics` answers Prometheus text.
