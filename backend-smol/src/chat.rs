@@ -190,14 +190,10 @@ impl MemberTask {
         }
     }
 
-    /// Starts the closing handshake now. The core times the wait for the
-    /// peer's close from the last instant it was told of, which for a member
-    /// that has only listened may be long past; an empty input brings its
-    /// clock to now first (it does not count as activity), so the peer gets
-    /// the whole close timeout from here.
+    /// Starts the closing handshake now, so the peer gets the whole close
+    /// timeout from here.
     fn close(&mut self, code: CloseCode, reason: &str) {
-        self.conn.handle_input(Instant::now(), &[]);
-        self.conn.close(code, reason);
+        self.conn.close(Instant::now(), code, reason);
     }
 
     /// Reads once if the socket is readable, unless the room is behind;

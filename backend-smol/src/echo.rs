@@ -96,8 +96,11 @@ impl Echo<'_> {
             let mut progressed = false;
             if self.watch_shutdown && shutdown.as_mut().poll_next(cx).is_ready() {
                 self.watch_shutdown = false;
-                self.conn
-                    .close(CloseCode::GOING_AWAY, "server shutting down");
+                self.conn.close(
+                    Instant::now(),
+                    CloseCode::GOING_AWAY,
+                    "server shutting down",
+                );
             }
 
             // Write everything before reading again: this is the

@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use natter_core::close::CloseCode;
 use natter_core::connection::Connection;
@@ -60,7 +61,7 @@ impl Peer {
     /// Starts the closing handshake with `code` and queues the close frame.
     pub fn close(&self, code: CloseCode, reason: &str) {
         let mut conn = self.conn();
-        conn.close(code, reason);
+        conn.close(Instant::now(), code, reason);
         self.flush(&mut conn);
     }
 
@@ -84,7 +85,11 @@ impl Peer {
             self.session
         );
         self.outlet.discard();
-        conn.close(CloseCode::POLICY_VIOLATION, "queue over its bound");
+        conn.close(
+            Instant::now(),
+            CloseCode::POLICY_VIOLATION,
+            "queue over its bound",
+        );
         let mut close = Vec::new();
         conn.poll_transmit(&mut close);
         let _ = self.outlet.push_control(close, true);

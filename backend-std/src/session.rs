@@ -242,7 +242,11 @@ fn run_echo(server: &Server, stream: &TcpStream, upgrade: Upgrade, leftover: &[u
             Input::TimedOut => conn.handle_timeout(Instant::now()),
             // Shutdown ends our reading half: say goodbye before the end.
             Input::Ended if server.is_stopping() && conn.can_send_data() => {
-                conn.close(CloseCode::GOING_AWAY, "server shutting down");
+                conn.close(
+                    Instant::now(),
+                    CloseCode::GOING_AWAY,
+                    "server shutting down",
+                );
             }
             Input::Ended => conn.handle_eof(),
         }

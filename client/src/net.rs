@@ -460,7 +460,7 @@ impl<E> Worker<E> {
         let now = Instant::now();
         let echo_by = *progress.echo_deadline.get_or_insert(now + QUIT_GRACE);
         if progress.unechoed == 0 || now >= echo_by {
-            conn.close(CloseCode::NORMAL, "");
+            conn.close(now, CloseCode::NORMAL, "");
             progress.quit_deadline = Some(now + QUIT_GRACE);
         }
     }

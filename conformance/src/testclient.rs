@@ -230,7 +230,7 @@ impl TestClient {
     /// out of [`next_event`](Self::next_event) as [`ClientEvent::Closed`].
     pub fn close(&mut self, code: u16) {
         let code = CloseCode::new(code).unwrap_or(CloseCode::NORMAL);
-        self.conn.close(code, "");
+        self.conn.close(Instant::now(), code, "");
         let _ = self.flush();
     }
 

@@ -527,13 +527,15 @@ impl Connection {
         self.send_data(OpCode::Binary, data)
     }
 
-    /// Starts the closing handshake: queues a close frame with `code` and
-    /// `reason` (cut to fit), then waits for the peer's close until the
-    /// close timeout. Does nothing once a close has been sent or received.
-    pub fn close(&mut self, code: CloseCode, reason: &str) {
+    /// Starts the closing handshake at `now`: queues a close frame with
+    /// `code` and `reason` (cut to fit), then waits for the peer's close
+    /// until the close timeout, counted from `now`. Does nothing once a
+    /// close has been sent or received.
+    pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) {
         if !matches!(self.state, State::Open) {
             return;
         }
+        self.now = now;
         let reason = close::truncate_reason(reason);
         self.queue_close(Some(code), reason);
 
@@ -1304,7 +1306,7 @@ mod tests {
     #[test]
     fn after_our_close_data_is_ignored_until_the_peer_answers() {
         let (mut conn, now) = server();
-        conn.close(CloseCode::GOING_AWAY, "shutting down");
+        conn.close(now, CloseCode::GOING_AWAY, "shutting down");
         assert!(!conn.can_send_data());
         assert!(!conn.is_closed());
         assert_eq!(conn.send_binary(b"x"), Err(SendError::CloseSent));
@@ -1330,7 +1332,7 @@ mod tests {
     fn large_frames_after_our_close_are_skipped_in_any_pieces() {
         let (mut conn, now) = server();
         conn.handle_input(now, &masked(OpCode::Text, false, &[b'a'; 500]));
-        conn.close(CloseCode::NORMAL, "");
+        conn.close(now, CloseCode::NORMAL, "");
         server_sent(&mut conn);
 
         let mut input = masked(OpCode::Continuation, false, &[b'b'; 900]);
@@ -1347,7 +1349,7 @@ mod tests {
     #[test]
     fn a_violation_after_our_close_finishes_without_a_second_close() {
         let (mut conn, now) = server();
-        conn.close(CloseCode::GOING_AWAY, "bye");
+        conn.close(now, CloseCode::GOING_AWAY, "bye");
         server_sent(&mut conn);
 
         conn.handle_input(now, &[0x83]);
@@ -1415,7 +1417,7 @@ mod tests {
     #[test]
     fn our_close_times_out_without_an_answer() {
         let (mut conn, now) = server();
-        conn.close(CloseCode::NORMAL, "");
+        conn.close(now, CloseCode::NORMAL, "");
         let deadline = now + Duration::from_secs(5);
         assert_eq!(conn.poll_timeout(), Some(deadline));
 
@@ -1428,6 +1430,17 @@ mod tests {
             acknowledged: false,
         };
         assert!(matches!(&events[..], [Event::Closed(info)] if info.cause == acknowledged));
+    }
+
+    #[test]
+    fn the_close_timeout_counts_from_the_close_not_the_last_input() {
+        let (mut conn, now) = server();
+        let much_later = now + Duration::from_secs(20);
+        conn.close(much_later, CloseCode::POLICY_VIOLATION, "queue over its bound");
+        assert_eq!(conn.poll_timeout(), Some(much_later + Duration::from_secs(5)));
+
+        conn.handle_timeout(much_later + Duration::from_secs(1));
+        assert!(!conn.is_closed());
     }
 
     #[test]
@@ -1600,7 +1613,8 @@ mod tests {
         ];
         assert_eq!(events(&mut pair.client), echoed);
 
-        pair.server.close(CloseCode::GOING_AWAY, "restart");
+        let now = pair.now;
+        pair.server.close(now, CloseCode::GOING_AWAY, "restart");
         pair.exchange();
         assert!(pair.server.is_closed() && pair.client.is_closed());
         let client_closed = events(&mut pair.client);

@@ -156,7 +156,8 @@ fn text_in_many_languages_survives_one_byte_reads() {
 #[test]
 fn a_client_close_is_answered_and_both_sides_finish() {
     let mut pair = Pair::echo();
-    pair.client.close(CloseCode::NORMAL, "bye");
+    let now = pair.now;
+    pair.client.close(now, CloseCode::NORMAL, "bye");
     pair.exchange();
 
     let server_events = events(&mut pair.server);
@@ -232,8 +233,9 @@ fn a_server_that_goes_silent_is_given_up_by_the_client() {
 fn a_shutdown_close_gives_up_on_a_peer_that_never_answers() {
     let mut pair = Pair::echo();
     pair.server_link_up = false;
+    let now = pair.now;
     pair.server
-        .close(CloseCode::GOING_AWAY, "server shutting down");
+        .close(now, CloseCode::GOING_AWAY, "server shutting down");
     pair.exchange();
     assert!(!pair.server.can_send_data());
 
