@@ -154,6 +154,15 @@ fn http_cases(vectors: &Path, glob: &str) -> std::io::Result<Vec<HttpCase>> {
     Ok(cases)
 }
 
+/// Says which server a case needs when it is not the one under test.
+fn needs_server(flags: &[String]) -> String {
+    if flags.is_empty() {
+        "needs a server started without --echo".to_owned()
+    } else {
+        format!("needs a server started with {}", flags.join(" "))
+    }
+}
+
 /// Runs the HTTP cases; those needing other server flags get a server of
 /// their own under `--spawn`, and are listed as not run against `--server`.
 fn run_http(addr: SocketAddr, cases: &[HttpCase], args: &Args, tally: &mut Tally) {
@@ -162,15 +171,18 @@ fn run_http(addr: SocketAddr, cases: &[HttpCase], args: &Args, tally: &mut Tally
 
     for case in cases {
         let flags = case.server_flags();
-        let skip = case.unsupported.clone().or_else(|| {
-            (flags != default_flags && args.spawn.is_none())
-                .then(|| format!("needs a server started with {}", flags.join(" ")))
-        });
-        if let Some(reason) = skip {
-            println!("UNSUPPORTED {} {reason}", case.id);
+        let skip = match &case.unsupported {
+            Some(reason) => Some(("UNSUPPORTED", "unsupported", reason.clone())),
+            None if flags != default_flags && args.spawn.is_none() => {
+                Some(("NOT RUN", "not run", needs_server(&flags)))
+            }
+            None => None,
+        };
+        if let Some((label, verdict, reason)) = skip {
+            println!("{label} {} {reason}", case.id);
             tally
                 .entries
-                .push(json!({"id": case.id, "verdict": "unsupported", "reason": reason}));
+                .push(json!({"id": case.id, "verdict": verdict, "reason": reason}));
             continue;
         }
 
