@@ -510,6 +510,9 @@ mod tests {
             Key::Ctrl('c'),
         ];
         assert_eq!(whole, expected);
+        for cut in 1..input.len() {
+            assert_eq!(keys_in_reads(input, &[cut]), expected, "cut at {cut}");
+        }
         for a in 1..input.len() {
             for b in a + 1..input.len() {
                 assert_eq!(keys_in_reads(input, &[a, b]), expected, "cuts {a}, {b}");

@@ -545,6 +545,24 @@ mod tests {
     }
 
     #[test]
+    fn bidi_controls_show_labelled_and_keep_the_layout() {
+        let mut state = state_with(vec![chat("b\u{202e}o", "bbbbbbbb", "x\u{2067}yz\u{2069}")]);
+        "a\u{202e}b".chars().for_each(|c| state.input.insert(c));
+        let screen = render(&state, 80, 6);
+        assert_exact_size(&screen, 80, 6);
+        let lines = texts(&screen);
+        assert!(
+            lines[4].starts_with("14:00 <b⟨RLO⟩o> x⟨RLI⟩yz⟨PDI⟩"),
+            "{}",
+            lines[4]
+        );
+        assert!(lines[5].starts_with("> a⟨RLO⟩b "));
+        // "> " and "a⟨RLO⟩b" come before the cursor: 2 + 7 columns.
+        assert_eq!(screen.cursor, (9, 5));
+        assert!(lines.iter().all(|l| !l.contains('\u{fffd}')));
+    }
+
+    #[test]
     fn member_list_shows_only_when_wide() {
         let state = state_with(vec![]);
         let wide = texts(&render(&state, MEMBER_LIST_MIN_WIDTH, 5));

@@ -1,24 +1,56 @@
 //! Makes text from the network safe to write to a terminal, and measures it.
 //!
-//! Every character maps to exactly one character: control characters (C0,
-//! DEL, C1), bidi overrides and line separators become visible placeholders,
-//! so an escape sequence shows as `␛[31m` and does nothing. Because the
-//! mapping is one to one, a cursor kept as a char index stays valid after
-//! sanitising. Widths come from `unicode-width`: wide (CJK, emoji) characters
+//! Control characters (C0, DEL, C1), bidi controls and line separators
+//! become visible placeholders, so an escape sequence shows as `␛[31m` and
+//! does nothing, and a right-to-left override shows as `⟨RLO⟩` instead of
+//! turning the text around. Every character maps to a fixed placeholder of
+//! its own, so the width of raw text ([`text_width`]) is the width of what
+//! is shown. Widths come from `unicode-width`: wide (CJK, emoji) characters
 //! take two columns and combining marks none.
 
 use unicode_width::UnicodeWidthChar;
 
-/// The placeholder for a C1 control, a bidi control or a line separator.
+/// The placeholder for a C1 control or a line separator.
 const REPLACEMENT: char = '\u{FFFD}';
+
+/// Returns the labelled placeholder shown for a bidi embedding, override or
+/// isolate (U+202A-U+202E, U+2066-U+2069), or `None` for any other
+/// character. Each is its usual abbreviation in angle brackets, one column
+/// a character.
+fn bidi_placeholder(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{202a}' => "⟨LRE⟩",
+        '\u{202b}' => "⟨RLE⟩",
+        '\u{202c}' => "⟨PDF⟩",
+        '\u{202d}' => "⟨LRO⟩",
+        '\u{202e}' => "⟨RLO⟩",
+        '\u{2066}' => "⟨LRI⟩",
+        '\u{2067}' => "⟨RLI⟩",
+        '\u{2068}' => "⟨FSI⟩",
+        '\u{2069}' => "⟨PDI⟩",
+        _ => return None,
+    })
+}
+
+/// Width in columns of every bidi placeholder.
+const BIDI_WIDTH: usize = 5;
+
+/// Appends what `c` is shown as to `out`.
+fn push_sanitized(out: &mut String, c: char) {
+    match bidi_placeholder(c) {
+        Some(label) => out.push_str(label),
+        None => out.push(sanitize_char(c)),
+    }
+}
 
 /// Returns the character to show in place of `c`.
 ///
 /// C0 controls become their Control Pictures (`␛` for ESC), DEL becomes `␡`,
-/// and C1 controls (U+0080-U+009F), bidi embeddings, overrides and isolates
-/// (U+202A-U+202E, U+2066-U+2069) and U+2028/U+2029 become `�`. Every other
-/// character is returned unchanged.
-pub fn sanitize_char(c: char) -> char {
+/// and C1 controls (U+0080-U+009F) and U+2028/U+2029 become `�`. Bidi
+/// controls, which need more than one character (see [`bidi_placeholder`]),
+/// also become `�` here; [`sanitize`] and the other functions label them.
+/// Every other character is returned unchanged.
+fn sanitize_char(c: char) -> char {
     match c {
         '\u{0}'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or(REPLACEMENT),
         '\u{7f}' => '\u{2421}',
@@ -31,12 +63,17 @@ pub fn sanitize_char(c: char) -> char {
 
 /// Returns `text` with every unsafe character replaced by its placeholder.
 pub fn sanitize(text: &str) -> String {
-    text.chars().map(sanitize_char).collect()
+    let mut out = String::with_capacity(text.len());
+    text.chars().for_each(|c| push_sanitized(&mut out, c));
+    out
 }
 
 /// Returns the number of terminal columns `c` takes once sanitised.
 pub fn char_width(c: char) -> usize {
-    sanitize_char(c).width().unwrap_or(0)
+    match bidi_placeholder(c) {
+        Some(_) => BIDI_WIDTH,
+        None => sanitize_char(c).width().unwrap_or(0),
+    }
 }
 
 /// Returns the number of terminal columns `text` takes once sanitised.
@@ -54,7 +91,7 @@ pub fn truncate(text: &str, max: usize) -> String {
             break;
         }
         used += w;
-        out.push(sanitize_char(c));
+        push_sanitized(&mut out, c);
     }
     out
 }
@@ -142,11 +179,30 @@ mod tests {
     }
 
     #[test]
-    fn bidi_overrides_are_replaced() {
-        for c in ['\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}', '\u{2028}'] {
-            assert_eq!(sanitize_char(c), REPLACEMENT);
+    fn bidi_controls_get_labelled_placeholders() {
+        assert_eq!(sanitize("a\u{202e}cba\u{202c}"), "a⟨RLO⟩cba⟨PDF⟩");
+        assert_eq!(sanitize("\u{2067}x\u{2069}"), "⟨RLI⟩x⟨PDI⟩");
+        for c in ('\u{202a}'..='\u{202e}').chain('\u{2066}'..='\u{2069}') {
+            let shown = sanitize(&c.to_string());
+            assert!(shown.starts_with('⟨') && shown.ends_with('⟩'), "{c:?}");
+            assert!(!shown.contains(c) && !shown.contains(REPLACEMENT));
+            assert_eq!(char_width(c), BIDI_WIDTH);
+            assert_eq!(text_width(&shown), BIDI_WIDTH, "{shown}");
+            // Sanitising what is shown changes nothing.
+            assert_eq!(sanitize(&shown), shown);
         }
+        assert_eq!(sanitize_char('\u{2028}'), REPLACEMENT);
         assert_eq!(sanitize("abc"), "abc");
+    }
+
+    #[test]
+    fn bidi_placeholders_are_measured_wrapped_and_cut_whole() {
+        let text = "ab\u{202e}cd";
+        assert_eq!(text_width(text), 9);
+        assert_eq!(text_width(text), text_width(&sanitize(text)));
+        assert_eq!(truncate(text, 6), "ab");
+        assert_eq!(truncate(text, 7), "ab⟨RLO⟩");
+        assert_eq!(wrap(text, 5, 5), vec!["ab", "⟨RLO⟩", "cd"]);
     }
 
     #[test]
