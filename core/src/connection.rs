@@ -1436,8 +1436,15 @@ mod tests {
     fn the_close_timeout_counts_from_the_close_not_the_last_input() {
         let (mut conn, now) = server();
         let much_later = now + Duration::from_secs(20);
-        conn.close(much_later, CloseCode::POLICY_VIOLATION, "queue over its bound");
-        assert_eq!(conn.poll_timeout(), Some(much_later + Duration::from_secs(5)));
+        conn.close(
+            much_later,
+            CloseCode::POLICY_VIOLATION,
+            "queue over its bound",
+        );
+        assert_eq!(
+            conn.poll_timeout(),
+            Some(much_later + Duration::from_secs(5))
+        );
 
         conn.handle_timeout(much_later + Duration::from_secs(1));
         assert!(!conn.is_closed());
