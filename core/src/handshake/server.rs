@@ -255,7 +255,8 @@ impl Policy {
             return Err(refuse(RefusalKind::MethodNotAllowed, reason));
         }
 
-        let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
+        let target = origin_form(head.target);
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let endpoint = match path {
             "/joinRoom" => Endpoint::Join,
             "/echo" if self.echo_enabled => Endpoint::Echo,
@@ -412,6 +413,30 @@ fn deadline_after(now: Instant, timeout: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// Returns the path and query of a request target, dropping the scheme and
+/// authority of an absolute-form target (`http://host/path`), which RFC 9112
+/// §3.2.2 asks servers to accept.
+fn origin_form(target: &str) -> &str {
+    let lower_scheme = |scheme: &str| {
+        target
+            .get(..scheme.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+    };
+    let Some(scheme_len) = ["http://", "https://", "ws://", "wss://"]
+        .into_iter()
+        .find(|scheme| lower_scheme(scheme))
+        .map(str::len)
+    else {
+        return target;
+    };
+
+    let after_scheme = target.get(scheme_len..).unwrap_or_default();
+    match after_scheme.find(['/', '?']) {
+        Some(at) => after_scheme.get(at..).unwrap_or("/"),
+        None => "/",
+    }
+}
+
 /// Tells whether a request announces a body: any `Transfer-Encoding`, or a
 /// `Content-Length` other than zero (RFC 9112 §6.1, §6.2).
 fn has_body(headers: &[httparse::Header<'_>]) -> bool {
@@ -517,6 +542,16 @@ mod tests {
         let text = upgrade_head("/echo", &[], &[]);
         let (request, _) = decide_with(&no_echo, text.as_bytes());
         assert_eq!(refusal(request).status(), 404);
+    }
+
+    #[test]
+    fn absolute_form_targets_reach_their_endpoint() {
+        let text = "GET http://chat.example:8080/healthz HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(decide(text), Request::Health);
+        assert_eq!(origin_form("HTTP://a/joinRoom?x=1"), "/joinRoom?x=1");
+        assert_eq!(origin_form("http://a?x=1"), "?x=1");
+        assert_eq!(origin_form("http://a"), "/");
+        assert_eq!(origin_form("/echo"), "/echo");
     }
 
     #[test]
