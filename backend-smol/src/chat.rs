@@ -203,27 +203,7 @@ impl MemberTask {
             self.deadline.arm(Instant::now().checked_add(BACKLOG_PAUSE));
             return false;
         }
-        match self.stream.poll_readable(cx) {
-            Poll::Pending => false,
-            Poll::Ready(Err(_)) => {
-                self.conn.handle_eof();
-                true
-            }
-            Poll::Ready(Ok(())) => {
-                let conn = &mut self.conn;
-                let metrics = &self.server.metrics;
-                scratch::read_with(self.stream.get_ref(), |read| match read {
-                    Ok([]) => conn.handle_eof(),
-                    Ok(bytes) => {
-                        metrics.bytes_received(bytes.len());
-                        conn.handle_input(Instant::now(), bytes);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => conn.handle_eof(),
-                });
-                true
-            }
-        }
+        scratch::poll_feed(&self.stream, cx, &mut self.conn, &self.server.metrics)
     }
 
     /// Writes the frames still queued once the connection has finished,

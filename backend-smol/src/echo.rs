@@ -172,27 +172,7 @@ impl Echo<'_> {
 
     /// Reads once if the socket is readable; returns whether it was.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
-        match self.stream.poll_readable(cx) {
-            Poll::Pending => false,
-            Poll::Ready(Err(_)) => {
-                self.conn.handle_eof();
-                true
-            }
-            Poll::Ready(Ok(())) => {
-                let conn = &mut self.conn;
-                let metrics = &self.server.metrics;
-                scratch::read_with(self.stream.get_ref(), |read| match read {
-                    Ok([]) => conn.handle_eof(),
-                    Ok(bytes) => {
-                        metrics.bytes_received(bytes.len());
-                        conn.handle_input(Instant::now(), bytes);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => conn.handle_eof(),
-                });
-                true
-            }
-        }
+        scratch::poll_feed(&self.stream, cx, &mut self.conn, &self.server.metrics)
     }
 
     /// Queues every received message back and keeps the close once it

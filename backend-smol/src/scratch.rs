@@ -8,6 +8,12 @@
 use std::cell::RefCell;
 use std::io::{self, Read};
 use std::net::TcpStream;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use natter_core::connection::Connection;
+use natter_core::metrics::Metrics;
+use smol::Async;
 
 /// Size of each thread's read buffer: large enough for an echo of big
 /// messages to move in few reads.
@@ -43,4 +49,34 @@ pub fn read_with<R>(stream: &TcpStream, f: impl FnOnce(io::Result<&[u8]>) -> R) 
             }
         }
     })
+}
+
+/// Reads once from `stream` if it is readable and hands the bytes (or the
+/// end of the stream) to `conn`; returns whether the socket was readable,
+/// otherwise `cx` is woken when it becomes so.
+pub fn poll_feed(
+    stream: &Async<TcpStream>,
+    cx: &mut Context<'_>,
+    conn: &mut Connection,
+    metrics: &Metrics,
+) -> bool {
+    match stream.poll_readable(cx) {
+        Poll::Pending => false,
+        Poll::Ready(Err(_)) => {
+            conn.handle_eof();
+            true
+        }
+        Poll::Ready(Ok(())) => {
+            read_with(stream.get_ref(), |read| match read {
+                Ok([]) => conn.handle_eof(),
+                Ok(bytes) => {
+                    metrics.bytes_received(bytes.len());
+                    conn.handle_input(Instant::now(), bytes);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => conn.handle_eof(),
+            });
+            true
+        }
+    }
 }

@@ -55,11 +55,21 @@ pub struct ServerArgs {
 
     /// Bytes a member's outgoing queue may hold; past it the member is
     /// disconnected with 1008 so the room never waits for it.
-    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES", value_parser = parse_queue_limit)]
+    #[arg(
+        long,
+        default_value_t = 1024 * 1024,
+        value_name = "BYTES",
+        value_parser = parse_queue_limit
+    )]
     pub max_queue_bytes: usize,
 
     /// Chat lines a member may send back to back.
-    #[arg(long, default_value_t = 20, value_name = "LINES", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        default_value_t = 20,
+        value_name = "LINES",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub rate_burst: u32,
 
     /// Chat lines a second a member may keep sending.
