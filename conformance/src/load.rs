@@ -5,7 +5,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::chat::{parse_chat_cases, ChatCase};
-use crate::vector::{parse_cases, WsCase};
+use crate::http::{parse_http_cases, HttpCase};
+use crate::vector::{parse_cases, VectorError, WsCase};
 
 /// Returns the `vectors/` directory of this crate's source tree.
 pub fn default_vectors_dir() -> PathBuf {
@@ -32,18 +33,7 @@ pub fn files_with_extension(dir: &Path, extension: &str) -> io::Result<Vec<PathB
 ///
 /// Fails when a file cannot be read or parsed, naming the file and line.
 pub fn ws_cases(vectors: &Path) -> io::Result<Vec<WsCase>> {
-    let mut cases = Vec::new();
-    for path in files_with_extension(&vectors.join("ws"), "vec")? {
-        let text = fs::read_to_string(&path)?;
-        let parsed = parse_cases(&text).map_err(|error| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {error}", path.display()),
-            )
-        })?;
-        cases.extend(parsed);
-    }
-    Ok(cases)
+    cases_in(&vectors.join("ws"), "vec", parse_cases)
 }
 
 /// Reads every chat case of `vectors/chat/*.chat`, in file order.
@@ -52,10 +42,29 @@ pub fn ws_cases(vectors: &Path) -> io::Result<Vec<WsCase>> {
 ///
 /// Fails when a file cannot be read or parsed, naming the file and line.
 pub fn chat_cases(vectors: &Path) -> io::Result<Vec<ChatCase>> {
+    cases_in(&vectors.join("chat"), "chat", parse_chat_cases)
+}
+
+/// Reads every HTTP case of `vectors/http/*.http`, in file order.
+///
+/// # Errors
+///
+/// Fails when a file cannot be read or parsed, naming the file and line.
+pub fn http_cases(vectors: &Path) -> io::Result<Vec<HttpCase>> {
+    cases_in(&vectors.join("http"), "http", parse_http_cases)
+}
+
+/// Parses every file of `dir` ending in `extension` with `parse`, in file
+/// order, naming the file in any error.
+fn cases_in<C>(
+    dir: &Path,
+    extension: &str,
+    parse: impl Fn(&str) -> Result<Vec<C>, VectorError>,
+) -> io::Result<Vec<C>> {
     let mut cases = Vec::new();
-    for path in files_with_extension(&vectors.join("chat"), "chat")? {
+    for path in files_with_extension(dir, extension)? {
         let text = fs::read_to_string(&path)?;
-        let parsed = parse_chat_cases(&text).map_err(|error| {
+        let parsed = parse(&text).map_err(|error| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("{}: {error}", path.display()),

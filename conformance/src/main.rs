@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use natter_conformance::chat::{judge_chat, ChatCase};
-use natter_conformance::http::{judge_http, parse_http_cases, run_live, HttpCase};
+use natter_conformance::http::{judge_http, run_live, HttpCase};
 use natter_conformance::load::{
-    chat_cases, default_vectors_dir, files_with_extension, glob_matches, write_generated, ws_cases,
+    chat_cases, default_vectors_dir, glob_matches, write_generated, ws_cases,
 };
 use natter_conformance::server::{locate_binary, ServerProcess};
 use natter_conformance::vector::WsCase;
@@ -140,17 +140,8 @@ impl Tally {
 
 /// Reads the HTTP cases whose id matches `glob`.
 fn http_cases(vectors: &Path, glob: &str) -> std::io::Result<Vec<HttpCase>> {
-    let mut cases = Vec::new();
-    for path in files_with_extension(&vectors.join("http"), "http")? {
-        let text = std::fs::read_to_string(&path)?;
-        let parsed = parse_http_cases(&text)
-            .map_err(|error| std::io::Error::other(format!("{}: {error}", path.display())))?;
-        cases.extend(
-            parsed
-                .into_iter()
-                .filter(|case| glob_matches(glob, &case.id)),
-        );
-    }
+    let mut cases = natter_conformance::load::http_cases(vectors)?;
+    cases.retain(|case| glob_matches(glob, &case.id));
     Ok(cases)
 }
 
