@@ -14,6 +14,14 @@
 //! that cannot be part of a sequence (a control character, DEL, or a byte
 //! of UTF-8) ends it and is then read as a key of its own, so Enter and
 //! Ctrl-C always work, even straight after a broken sequence.
+//!
+//! Control strings, `ESC ]` (OSC), `ESC P` (DCS), `ESC X` (SOS), `ESC ^`
+//! (PM) and `ESC _` (APC), are dropped whole up to their terminator, BEL or
+//! ST (`ESC \`), so a pasted title or terminal reply leaves nothing in the
+//! input line. As in a sequence, a control byte ends the string early and
+//! is read as a key (Ctrl-C works inside one), an ESC that does not make ST
+//! starts a new sequence, and a string longer than [`MAX_STRING_BYTES`] is
+//! given up on: the bytes after its limit are read as keys again.
 
 use termion::event::Key;
 
@@ -24,8 +32,16 @@ pub const MAX_DIGITS: usize = 5;
 /// The most parameter bytes kept for one sequence; a longer one is dropped.
 const MAX_PARAMS: usize = 32;
 
+/// The most body bytes of a control string (OSC, DCS, SOS, PM, APC) that
+/// are dropped waiting for its terminator; the decoder reads keys again
+/// after them, so a lost terminator cannot swallow the input for ever.
+pub const MAX_STRING_BYTES: usize = 4 * 1024;
+
 /// ESC.
 const ESC: u8 = 0x1b;
+
+/// BEL, which ends a control string as ST does.
+const BEL: u8 = 0x07;
 
 /// Where the decoder is inside a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +66,14 @@ enum State {
     CsiBracket,
     /// After `ESC O`, function and application-mode cursor keys.
     Ss3,
+    /// Inside a control string (OSC, DCS, SOS, PM or APC), which is
+    /// dropped.
+    Str {
+        /// Body bytes dropped so far, up to [`MAX_STRING_BYTES`].
+        len: usize,
+        /// Whether the last byte was an ESC, which may start ST.
+        esc: bool,
+    },
     /// Inside a UTF-8 character.
     Utf8 {
         /// The bytes so far.
@@ -122,6 +146,9 @@ impl KeyDecoder {
             State::Esc => match b {
                 b'[' => self.state = csi_start(),
                 b'O' => self.state = State::Ss3,
+                b']' | b'P' | b'X' | b'^' | b'_' => {
+                    self.state = State::Str { len: 0, esc: false };
+                }
                 0x20..=0x7e => out.push(Key::Alt(char::from(b))),
                 // ESC before a control key or a non-ASCII character is the
                 // Esc key, and the byte is a key of its own.
@@ -178,6 +205,29 @@ impl KeyDecoder {
                 b'A'..=b'D' | b'H' | b'F' => out.extend(csi_key(b"", b)),
                 0x20..=0x7e => {}
                 _ => self.ground(b, out),
+            },
+            State::Str { esc: true, .. } => {
+                // ST ends the string. Any other byte shows the ESC was no
+                // ST: the string is cut short and the ESC starts whatever
+                // comes next.
+                if b != b'\\' {
+                    self.state = State::Esc;
+                    self.byte(b, out);
+                }
+            }
+            State::Str { len, esc: false } => match b {
+                BEL => {}
+                ESC => self.state = State::Str { len, esc: true },
+                // A control byte ends the string and is a key of its own.
+                0x00..=0x1f => self.ground(b, out),
+                // Past the limit the string is given up on.
+                _ if len >= MAX_STRING_BYTES => self.ground(b, out),
+                _ => {
+                    self.state = State::Str {
+                        len: len + 1,
+                        esc: false,
+                    }
+                }
             },
             State::Utf8 {
                 mut bytes,
@@ -523,9 +573,103 @@ mod tests {
     }
 
     #[test]
+    fn control_strings_are_dropped_whole() {
+        for string in [
+            &b"\x1b]0;title\x07"[..],
+            b"\x1b]0;title\x1b\\",
+            b"\x1b]8;;https://example.com/\x1b\\",
+            b"\x1b]52;c;aGVsbG8=\x07",
+            b"\x1bPdcs body $q\"p\x1b\\",
+            b"\x1bP1$r0m\x07",
+            b"\x1bXsos text\x1b\\",
+            b"\x1b^pm text\x1b\\",
+            b"\x1b_apc text\x07",
+            b"\x1b]\x07",
+            b"\x1b]2;t\xc3\xa9tr\xe6\x97\xa5\x7f\x1b\\",
+        ] {
+            let mut bytes = b"a".to_vec();
+            bytes.extend_from_slice(string);
+            bytes.extend_from_slice(b"b");
+            assert_eq!(keys(&bytes), chars("ab"), "{string:?}");
+        }
+    }
+
+    #[test]
+    fn a_control_byte_or_a_new_sequence_cuts_a_string_short() {
+        assert_eq!(
+            keys(b"\x1b]0;ti\x03ok"),
+            [vec![Key::Ctrl('c')], chars("ok")].concat(),
+            "Ctrl-C inside a string"
+        );
+        assert_eq!(keys(b"\x1bPab\rc"), vec![Key::Char('\n'), Key::Char('c')]);
+        // An ESC that is no ST starts the next sequence.
+        assert_eq!(keys(b"\x1b]0;x\x1b[Ay"), vec![Key::Up, Key::Char('y')]);
+        assert_eq!(keys(b"\x1b_x\x1b]1;y\x07z"), chars("z"));
+        assert_eq!(keys(b"\x1b]0;x\x1b\x03"), vec![Key::Esc, Key::Ctrl('c')]);
+        // The string is still pending at the end of the input: dropped.
+        assert_eq!(keys(b"\x1b]0;unfinished"), vec![]);
+        assert_eq!(keys(b"\x1b]0;unfinished\x1b"), vec![]);
+    }
+
+    #[test]
+    fn an_endless_string_is_given_up_after_its_limit() {
+        // A body of exactly the limit is still dropped whole.
+        let mut bytes = b"\x1b]".to_vec();
+        bytes.extend_from_slice(&[b'x'; MAX_STRING_BYTES]);
+        bytes.extend_from_slice(b"\x07ok");
+        assert_eq!(keys(&bytes), chars("ok"));
+
+        // One byte more, and the bytes after the limit are keys again.
+        let mut bytes = b"\x1bP".to_vec();
+        bytes.extend_from_slice(&[b'x'; MAX_STRING_BYTES]);
+        bytes.extend_from_slice(b"ok");
+        assert_eq!(keys(&bytes), chars("ok"));
+
+        // The decoder keeps nothing of the body meanwhile.
+        let mut decoder = KeyDecoder::new();
+        let mut out = Vec::new();
+        decoder.feed(b"\x1b]", &mut out);
+        decoder.feed(&[b'y'; 1_000], &mut out);
+        assert_eq!(
+            decoder.state,
+            State::Str {
+                len: 1_000,
+                esc: false
+            }
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn control_strings_split_at_every_position_decode_the_same() {
+        let input: &[u8] = b"a\x1b]0;title\x07b\x1bPdcs\x1b\\c\x1bXs\x1b\\\x1b^p\x07\
+            \x1b_apc\x1b\\d\x1b]2;t\x03e\x1b]x\x1b[Af\r";
+        let expected = vec![
+            Key::Char('a'),
+            Key::Char('b'),
+            Key::Char('c'),
+            Key::Char('d'),
+            Key::Ctrl('c'),
+            Key::Char('e'),
+            Key::Up,
+            Key::Char('f'),
+            Key::Char('\n'),
+        ];
+        assert_eq!(keys(input), expected);
+        for a in 1..input.len() {
+            assert_eq!(keys_in_reads(input, &[a]), expected, "cut at {a}");
+            for b in a + 1..input.len() {
+                assert_eq!(keys_in_reads(input, &[a, b]), expected, "cuts {a}, {b}");
+            }
+        }
+        let every_byte: Vec<usize> = (1..input.len()).collect();
+        assert_eq!(keys_in_reads(input, &every_byte), expected);
+    }
+
+    #[test]
     fn random_bytes_never_panic_and_keys_still_work_after() {
         let mut rng = fastrand::Rng::with_seed(11);
-        let alphabet = b"\x1b[O;0123456789~ABCDHFMZ<?$ \r\x03a\xc3\xa9\xe6\xff\x80";
+        let alphabet = b"\x1b[O;0123456789~ABCDHFMZ<?$ \r\x03a\xc3\xa9\xe6\xff\x80]PX^_\\\x07";
         for _ in 0..2_000 {
             let mut decoder = KeyDecoder::new();
             let mut out = Vec::new();
