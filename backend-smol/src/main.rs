@@ -20,7 +20,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 
-use clap::Parser;
 use natter_core::cli::ServerArgs;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -28,7 +27,7 @@ use smol::Executor;
 
 /// Parses the flags, starts the executor threads and serves until a signal.
 fn main() -> ExitCode {
-    let args = ServerArgs::parse();
+    let args = ServerArgs::parse_for("natter-smol");
     init_logging(&args.log_level);
 
     // Signals are caught before anything listens, so none is ever missed.

@@ -72,7 +72,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 
-use clap::Parser;
 use natter_core::cli::ServerArgs;
 use natter_core::config::ServerConfig;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -81,7 +80,7 @@ use signal_hook::iterator::Signals;
 use crate::server::Server;
 
 fn main() -> ExitCode {
-    let args = ServerArgs::parse();
+    let args = ServerArgs::parse_for("natter-std");
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&args.log_level))
         .format_timestamp_millis()
         .init();

@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::config::{RateLimit, ServerConfig};
 
@@ -103,7 +104,42 @@ pub struct ServerArgs {
     pub log_level: String,
 }
 
+/// Room a chat line needs in a member's queue beyond its own bytes: the
+/// JSON around it (names, ids, seq, ts) and the frame header.
+const EVENT_OVERHEAD_BYTES: usize = 1024;
+
 impl ServerArgs {
+    /// Parses the command line of the server binary `name` (which `--help`
+    /// and `--version` then show), checking the flags against each other.
+    ///
+    /// Exits with a message and status 2 on a bad flag, and with status 0
+    /// after `--help` or `--version`, as clap does.
+    pub fn parse_for(name: &'static str) -> ServerArgs {
+        let mut command = ServerArgs::command().name(name).bin_name(name);
+        let parsed = ServerArgs::from_arg_matches(&command.get_matches_mut())
+            .and_then(|args| args.check().map(|()| args));
+        parsed.unwrap_or_else(|error| error.format(&mut command).exit())
+    }
+
+    /// Checks flags that are only wrong together.
+    ///
+    /// # Errors
+    ///
+    /// A clap error naming the flags when a chat line of the largest size
+    /// could never fit in a member's queue.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let needed = self.max_message_bytes.saturating_add(EVENT_OVERHEAD_BYTES);
+        if self.max_queue_bytes < needed {
+            let message = format!(
+                "--max-queue-bytes {} cannot hold a chat line of --max-message-bytes {}: \
+                 it needs at least {needed}",
+                self.max_queue_bytes, self.max_message_bytes
+            );
+            return Err(clap::Error::raw(ErrorKind::ArgumentConflict, message));
+        }
+        Ok(())
+    }
+
     /// Returns the limits these flags describe.
     pub fn config(&self) -> ServerConfig {
         ServerConfig {
@@ -245,5 +281,20 @@ mod tests {
         }
         let upper = ServerArgs::try_parse_from(["natter", "--log-level", "DEBUG"]);
         assert!(upper.is_ok());
+    }
+
+    #[test]
+    fn a_queue_too_small_for_the_largest_line_is_refused() {
+        let args = [
+            "natter",
+            "--max-message-bytes",
+            "20000",
+            "--max-queue-bytes",
+            "4096",
+        ];
+        let parsed = ServerArgs::try_parse_from(args).expect("each flag is valid alone");
+        assert!(parsed.check().is_err());
+        let defaults = ServerArgs::try_parse_from(["natter"]).expect("no flags parse");
+        assert!(defaults.check().is_ok());
     }
 }

@@ -438,13 +438,21 @@ impl Connection {
     /// Reports that the peer's byte stream ended; unless the connection had
     /// already finished, it finishes as lost, with code 1006.
     pub fn handle_eof(&mut self) {
-        if self.is_reading() {
-            self.finish(
-                Some(ABNORMAL_CLOSURE),
-                "connection lost".into(),
-                CloseCause::ConnectionLost,
-            );
+        if !self.is_reading() {
+            return;
         }
+
+        // After our close, a peer that hangs up instead of answering has
+        // still been told our code: report the close we started.
+        if matches!(self.state, State::ClosedByUs { .. }) {
+            self.finish_unanswered();
+            return;
+        }
+        self.finish(
+            Some(ABNORMAL_CLOSURE),
+            "connection lost".into(),
+            CloseCause::ConnectionLost,
+        );
     }
 
     /// Advances the timers to `now`: sends the idle ping, gives up on a
@@ -1430,6 +1438,21 @@ mod tests {
             acknowledged: false,
         };
         assert!(matches!(&events[..], [Event::Closed(info)] if info.cause == acknowledged));
+    }
+
+    #[test]
+    fn a_hang_up_after_our_close_reports_our_code() {
+        let (mut conn, now) = server();
+        conn.close(now, CloseCode::POLICY_VIOLATION, "queue over its bound");
+        conn.handle_eof();
+        let events = events(&mut conn);
+        let unanswered = CloseCause::ClosedByUs {
+            acknowledged: false,
+        };
+        assert!(matches!(
+            &events[..],
+            [Event::Closed(info)] if info.code == Some(1008) && info.cause == unanswered
+        ));
     }
 
     #[test]
