@@ -12,10 +12,17 @@
 //! error: REASON
 //! ```
 //!
+//! Lines are sent no faster than the protocol's default rate limit (see
+//! the network thread), so a default server takes them all. Should the
+//! server still answer `rate limited` (its limit is lower), the line is
+//! lost: the error is printed as usual, and at the end the client says on
+//! stderr how many lines were dropped and exits 1.
+//!
 //! Connection news (lost, reconnecting, refused) goes to stderr, prefixed
 //! `natter: `. At the end of stdin the client sends what it still holds,
 //! closes with 1000, waits briefly for the server's close and exits 0; it
-//! exits 1 when the server refuses it for good or cannot be reached.
+//! exits 1 when the server refuses it for good or cannot be reached, or
+//! dropped lines over its rate limit.
 
 use std::io::{self, BufRead, Write};
 use std::sync::mpsc;
@@ -27,6 +34,10 @@ use crate::sanitize::sanitize;
 
 /// Failed attempts in a row after which line mode gives up.
 const MAX_FAILURES: u32 = 5;
+
+/// The reason of the error that replaces a line over the server's rate
+/// limit (docs/PROTOCOL.md).
+const RATE_LIMITED: &str = "rate limited";
 
 /// Runs line mode until stdin ends or the connection fails for good;
 /// returns the process exit code.
@@ -53,10 +64,14 @@ pub fn run(mut config: NetConfig, max_line_bytes: usize) -> i32 {
 
     let stdout = io::stdout();
     let mut reader_gone = false;
+    let mut dropped = 0;
     for event in events {
         let mut out = stdout.lock();
         match event {
             NetEvent::Server(event) => {
+                if is_rate_limited(&event) {
+                    dropped += 1;
+                }
                 let line = format_event(&event);
                 let written = writeln!(out, "{line}").and_then(|()| out.flush());
                 // Nobody reads our output any more: leave the room.
@@ -65,10 +80,12 @@ pub fn run(mut config: NetConfig, max_line_bytes: usize) -> i32 {
                     net.send(NetCommand::Quit);
                 }
             }
-            NetEvent::Finished { error: None } => return 0,
-            NetEvent::Finished { error: Some(error) } => {
-                eprintln!("natter: {error}");
-                return 1;
+            NetEvent::Finished { error } => {
+                let (code, news) = ending(error, dropped);
+                for line in news {
+                    eprintln!("natter: {line}");
+                }
+                return code;
             }
             other => {
                 if let Some(news) = describe(&other) {
@@ -139,6 +156,26 @@ pub fn format_event(event: &ServerEvent) -> String {
         ServerEvent::Error { reason } => format!("error: {reason}"),
     };
     sanitize(&line)
+}
+
+/// Says whether `event` tells that the server dropped one of our lines
+/// over its rate limit.
+fn is_rate_limited(event: &ServerEvent) -> bool {
+    matches!(event, ServerEvent::Error { reason } if reason == RATE_LIMITED)
+}
+
+/// Returns the exit code and the stderr lines for the end of line mode:
+/// `error` from the network thread, and `dropped` lines the server refused
+/// over its rate limit.
+fn ending(error: Option<String>, dropped: usize) -> (i32, Vec<String>) {
+    let mut news: Vec<String> = error.into_iter().collect();
+    match dropped {
+        0 => {}
+        1 => news.push("1 line dropped by the server's rate limit".to_owned()),
+        n => news.push(format!("{n} lines dropped by the server's rate limit")),
+    }
+    let code = if news.is_empty() { 0 } else { 1 };
+    (code, news)
 }
 
 /// Describes connection news for stderr.
@@ -219,6 +256,49 @@ mod tests {
         for (event, line) in cases {
             assert_eq!(format_event(&event), line);
         }
+    }
+
+    #[test]
+    fn rate_limit_errors_are_counted_and_fail_the_run() {
+        let error = |reason: &str| ServerEvent::Error {
+            reason: reason.into(),
+        };
+        assert!(is_rate_limited(&error("rate limited")));
+        assert!(!is_rate_limited(&error("something else")));
+        let chat = ServerEvent::Message {
+            seq: 1,
+            member: bo(),
+            text: "rate limited".into(),
+            ts: 0,
+        };
+        assert!(!is_rate_limited(&chat));
+
+        assert_eq!(ending(None, 0), (0, vec![]));
+        assert_eq!(
+            ending(None, 10),
+            (
+                1,
+                vec!["10 lines dropped by the server's rate limit".to_owned()]
+            )
+        );
+        assert_eq!(
+            ending(None, 1),
+            (
+                1,
+                vec!["1 line dropped by the server's rate limit".to_owned()]
+            )
+        );
+        assert_eq!(
+            ending(Some("refused (400): bad name".into()), 2),
+            (
+                1,
+                vec![
+                    "refused (400): bad name".to_owned(),
+                    "2 lines dropped by the server's rate limit".to_owned()
+                ]
+            )
+        );
+        assert_eq!(ending(Some("lost".into()), 0), (1, vec!["lost".to_owned()]));
     }
 
     #[test]

@@ -16,11 +16,13 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use natter_core::close::CloseCode;
+use natter_core::config::RateLimit;
 use natter_core::connection::{
     CloseCause, CloseInfo, Connection, ConnectionConfig, Event, Message, Role,
 };
 use natter_core::handshake::{join_path, ClientHandshake, ClientHandshakeError, WsUrl};
 use natter_core::names::{RoomCode, SessionId, UserName};
+use natter_core::rate::TokenBucket;
 
 use crate::event::ServerEvent;
 
@@ -49,7 +51,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// may still be closing on the server.
 const CONFLICT_RETRIES: u32 = 5;
 
-/// Most chat lines held while disconnected; older ones are dropped.
+/// Most chat lines held while disconnected; older ones are dropped. While
+/// connected, further lines wait in the command channel instead.
 const PENDING_LIMIT: usize = 1_000;
 
 /// Where and as whom to connect.
@@ -103,6 +106,9 @@ pub enum NetEvent {
         /// is final.
         retry_in: Option<Duration>,
     },
+    /// While connected, this many chat lines are held back by the rate
+    /// limit (sent in this session as it allows); sent when it changes.
+    Held(usize),
     /// The thread has ended; `error` says why unless it was asked to quit.
     Finished {
         /// Why the thread gave up, if it did.
@@ -151,7 +157,7 @@ pub fn spawn<E: Send + 'static>(
         commands: command_rx,
         events,
         wrap,
-        pending: VecDeque::new(),
+        pending: Pacer::new(RateLimit::default(), Instant::now()),
         quitting: false,
         tls: None,
     };
@@ -172,6 +178,8 @@ struct Progress {
     echo_deadline: Option<Instant>,
     /// Set once our close is sent: until when we wait for the server's.
     quit_deadline: Option<Instant>,
+    /// The number of held lines last told to the UI.
+    reported_held: usize,
 }
 
 /// How one connection attempt ended.
@@ -192,8 +200,9 @@ struct Worker<E> {
     commands: Receiver<NetCommand>,
     events: Sender<E>,
     wrap: fn(NetEvent) -> E,
-    /// Chat lines not yet handed to a connection.
-    pending: VecDeque<String>,
+    /// Chat lines not yet handed to a connection, let out at the
+    /// protocol's rate limit.
+    pending: Pacer,
     /// Set once the UI asked to quit (or went away).
     quitting: bool,
     /// The TLS settings, made on the first `wss://` attempt.
@@ -315,19 +324,16 @@ impl<E> Worker<E> {
     /// Files one command.
     fn take(&mut self, command: NetCommand) {
         match command {
-            NetCommand::Send(line) => {
-                self.pending.push_back(line);
-                if self.pending.len() > PENDING_LIMIT {
-                    self.pending.pop_front();
-                }
-            }
+            NetCommand::Send(line) => self.pending.push(line),
             NetCommand::Quit => self.quitting = true,
         }
     }
 
-    /// Files every command waiting, noting when the UI has gone.
+    /// Files the commands waiting, noting when the UI has gone. Once
+    /// [`PENDING_LIMIT`] lines are held, the rest wait in the channel, so
+    /// none is dropped while the rate limit lets them out.
     fn take_commands(&mut self) {
-        loop {
+        while self.pending.len() < PENDING_LIMIT {
             match self.commands.try_recv() {
                 Ok(command) => self.take(command),
                 Err(TryRecvError::Empty) => return,
@@ -440,18 +446,24 @@ impl<E> Worker<E> {
         }
     }
 
-    /// Hands the connection the lines the UI sent, and closes it with 1000
-    /// on quit once our lines have come back (so a script sees them) or the
-    /// grace time is over.
+    /// Hands the connection the lines the UI sent, as fast as the rate
+    /// limit allows (the rest stay held and go out on later turns, at most a
+    /// read tick apart), and closes with 1000 on quit once our lines have
+    /// come back (so a script sees them) or the grace time is over.
     fn feed(&mut self, conn: &mut Connection, progress: &mut Progress) {
         self.take_commands();
         while conn.can_send_data() {
-            let Some(line) = self.pending.pop_front() else {
+            let Some(line) = self.pending.next(Instant::now()) else {
                 break;
             };
             if conn.send_text(&line).is_ok() {
                 progress.unechoed += 1;
             }
+        }
+        let held = self.pending.len();
+        if held != progress.reported_held {
+            progress.reported_held = held;
+            self.emit(NetEvent::Held(held));
         }
 
         if !self.quitting || progress.quit_deadline.is_some() || !self.pending.is_empty() {
@@ -684,6 +696,63 @@ fn tls_config() -> io::Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(config))
 }
 
+/// Chat lines waiting to be sent, let out no faster than the protocol's
+/// rate limit, so the server never drops one as over it.
+///
+/// The pacer's bucket has the server's rate but holds one token less, so
+/// the server's bucket always keeps a token in hand over ours: a line that
+/// reaches the server up to one token's time (100 ms at the default rate)
+/// earlier than its pacing, through network jitter, or rounding in the
+/// float arithmetic, is still within the limit. It lives as long as the
+/// network thread: a reconnect does not refill it, which only makes it more
+/// careful than the server's new one.
+#[derive(Debug)]
+struct Pacer {
+    lines: VecDeque<String>,
+    bucket: TokenBucket,
+}
+
+impl Pacer {
+    /// An empty queue with a full bucket for the server's `limit`, one
+    /// token short of it, as of `now`.
+    fn new(limit: RateLimit, now: Instant) -> Pacer {
+        let ours = RateLimit {
+            burst: limit.burst.saturating_sub(1).max(1),
+            ..limit
+        };
+        Pacer {
+            lines: VecDeque::new(),
+            bucket: TokenBucket::new(ours, now),
+        }
+    }
+
+    /// Queues a line; past [`PENDING_LIMIT`] the oldest is dropped.
+    fn push(&mut self, line: String) {
+        self.lines.push_back(line);
+        if self.lines.len() > PENDING_LIMIT {
+            self.lines.pop_front();
+        }
+    }
+
+    /// Takes the next line if the rate limit allows one as of `now`.
+    fn next(&mut self, now: Instant) -> Option<String> {
+        if self.lines.is_empty() || !self.bucket.try_take(now) {
+            return None;
+        }
+        self.lines.pop_front()
+    }
+
+    /// The number of lines queued.
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether no line is queued.
+    fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+}
+
 /// Exponential backoff with jitter: 0.5 s doubling up to 30 s, each delay
 /// drawn between half and all of its step.
 #[derive(Debug)]
@@ -769,7 +838,7 @@ mod tests {
             commands,
             events,
             wrap: |e| e,
-            pending: VecDeque::new(),
+            pending: Pacer::new(RateLimit::default(), Instant::now()),
             quitting: false,
             tls: None,
         }
@@ -813,6 +882,107 @@ mod tests {
             other => panic!("expected a failed attempt, got {other:?}"),
         }
         assert_eq!(server.join().unwrap(), None);
+    }
+
+    /// Sends what the pacer allows at `at`, returning the lines.
+    fn drain(pacer: &mut Pacer, at: Instant) -> Vec<String> {
+        std::iter::from_fn(|| pacer.next(at)).collect()
+    }
+
+    #[test]
+    fn the_pacer_sends_a_burst_then_ten_lines_a_second() {
+        // The server allows 20 at once; the pacer sends 19, keeping one
+        // token in hand.
+        let start = Instant::now();
+        let ms = |n: u64| start + Duration::from_millis(n);
+        let mut pacer = Pacer::new(RateLimit::default(), start);
+        assert_eq!(pacer.next(start), None, "nothing queued");
+        for i in 0..30 {
+            pacer.push(format!("line {i}"));
+        }
+
+        let burst = drain(&mut pacer, start);
+        assert_eq!(burst.len(), 19);
+        assert_eq!(
+            (burst[0].as_str(), burst[18].as_str()),
+            ("line 0", "line 18")
+        );
+        assert_eq!(pacer.len(), 11);
+        assert_eq!(drain(&mut pacer, ms(99)), Vec::<String>::new());
+        assert_eq!(drain(&mut pacer, ms(100)), ["line 19"]);
+        assert_eq!(drain(&mut pacer, ms(150)), Vec::<String>::new());
+        // Half a second later, five more: one every 100 ms, in order.
+        assert_eq!(
+            drain(&mut pacer, ms(600)),
+            ["line 20", "line 21", "line 22", "line 23", "line 24"]
+        );
+        assert_eq!(drain(&mut pacer, ms(1_000)).len(), 4);
+        assert_eq!(drain(&mut pacer, ms(1_099)), Vec::<String>::new());
+        assert_eq!(drain(&mut pacer, ms(1_100)), ["line 29"]);
+        assert!(pacer.is_empty());
+    }
+
+    #[test]
+    fn the_pacer_never_beats_the_servers_bucket() {
+        // Whatever the arrival pattern, each line the pacer lets out at some
+        // instant is one the server's bucket (same limit, started no
+        // earlier) accepts, even arriving up to 90 ms early (jitter).
+        let start = Instant::now();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut pacer = Pacer::new(RateLimit::default(), start);
+        let mut server = TokenBucket::new(RateLimit::default(), start);
+        let mut now = start;
+        let mut last_arrival = start;
+        let mut sent = 0;
+        for _ in 0..2_000 {
+            for _ in 0..rng.usize(..4) {
+                pacer.push("x".into());
+            }
+            let early = Duration::from_millis(rng.u64(..90));
+            for _ in drain(&mut pacer, now) {
+                let arrival = (now - early).max(last_arrival);
+                last_arrival = arrival;
+                assert!(
+                    server.try_take(arrival),
+                    "over the limit after {sent} lines"
+                );
+                sent += 1;
+            }
+            now += Duration::from_millis(rng.u64(..60));
+        }
+        assert!(sent > 550, "only {sent} sent");
+    }
+
+    #[test]
+    fn the_pacer_holds_at_most_the_pending_limit() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(RateLimit::default(), start);
+        for i in 0..PENDING_LIMIT + 2 {
+            pacer.push(i.to_string());
+        }
+        assert_eq!(pacer.len(), PENDING_LIMIT);
+        assert_eq!(pacer.next(start).as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn lines_past_the_pending_limit_wait_in_the_channel_while_connected() {
+        let mut worker = worker("ws://127.0.0.1:1/");
+        let (commands, rx) = mpsc::channel();
+        worker.commands = rx;
+        for i in 0..PENDING_LIMIT + 5 {
+            commands.send(NetCommand::Send(i.to_string())).unwrap();
+        }
+        commands.send(NetCommand::Quit).unwrap();
+        worker.take_commands();
+        assert_eq!(worker.pending.len(), PENDING_LIMIT);
+        assert!(!worker.quitting, "the quit waits behind the lines");
+        assert_eq!(worker.pending.next(Instant::now()).as_deref(), Some("0"));
+        worker.take_commands();
+        assert_eq!(worker.pending.len(), PENDING_LIMIT);
+        assert_eq!(
+            worker.pending.lines.back().map(String::as_str),
+            Some("1000")
+        );
     }
 
     #[test]

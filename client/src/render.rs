@@ -212,8 +212,13 @@ fn header(state: &ClientState, width: usize) -> Line {
     };
     let count = state.members.len();
     let plural = if count == 1 { "" } else { "s" };
+    let sending = match state.held {
+        0 => String::new(),
+        1 => " | sending 1 queued line".to_owned(),
+        n => format!(" | sending {n} queued lines"),
+    };
     let mut text = format!(
-        " natter | {} | {connection} | {count} member{plural} | as {} | {}",
+        " natter | {} | {connection}{sending} | {count} member{plural} | as {} | {}",
         state.room, state.name, state.server
     );
     if state.scroll > 0 {
@@ -463,6 +468,23 @@ mod tests {
         assert!(lines[4].starts_with("14:00 <bo> hi all"));
         assert!(lines[5].starts_with("> "));
         assert_eq!(screen.cursor, (2, 5));
+    }
+
+    #[test]
+    fn the_header_shows_lines_held_by_the_rate_limit() {
+        let mut state = state_with(vec![]);
+        state.held = 7;
+        let lines = texts(&render(&state, 100, 4));
+        assert!(
+            lines[0]
+                .starts_with(" natter | lobby | connected | sending 7 queued lines | 2 members"),
+            "{}",
+            lines[0]
+        );
+        state.held = 1;
+        assert!(texts(&render(&state, 100, 4))[0].contains("| sending 1 queued line |"));
+        state.held = 0;
+        assert!(!texts(&render(&state, 100, 4))[0].contains("sending"));
     }
 
     #[test]

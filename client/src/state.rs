@@ -77,6 +77,8 @@ pub struct ClientState {
     pub scroll: usize,
     /// The line being typed.
     pub input: InputLine,
+    /// Our chat lines held back by the rate limit, still to be sent.
+    pub held: usize,
 }
 
 impl ClientState {
@@ -92,6 +94,7 @@ impl ClientState {
             log: Vec::new(),
             scroll: 0,
             input: InputLine::new(),
+            held: 0,
         }
     }
 

@@ -408,9 +408,11 @@ impl Ui {
         match event {
             NetEvent::Connecting => {
                 self.retry_at = None;
+                state.held = 0;
                 state.connection = ConnectionState::Connecting;
             }
             NetEvent::Connected => {}
+            NetEvent::Held(held) => state.held = held,
             NetEvent::Server(event) => state.handle_event(event),
             NetEvent::Lost { reason, retry_in } => {
                 state.members.clear();
