@@ -98,7 +98,7 @@ pub async fn serve(
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     log::info!("listening on {addr}");
-    log_limits(&config);
+    log::info!("limits: {config}");
 
     let (shutdown_tx, shutdown_rx) = async_channel::bounded(1);
     let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);
@@ -167,28 +167,4 @@ async fn accept_until_stopped(server: &Arc<Server>, listener: &TcpListener, stop
             }
         }
     }
-}
-
-/// Logs the limits in force, on the line after the listen address.
-fn log_limits(config: &ServerConfig) {
-    let rate = match config.rate_limit {
-        Some(limit) => format!("burst {} then {}/s", limit.burst, limit.per_second),
-        None => "off".to_string(),
-    };
-    log::info!(
-        "limits: {} connections, head {} B, chat line {} B, echo {} ({} B), queue {} B, \
-         rate {rate}, handshake {:?}, ping after {:?}, pong timeout {:?}, close timeout {:?}, \
-         shutdown grace {:?}",
-        config.max_connections,
-        config.max_head_bytes,
-        config.max_chat_bytes,
-        if config.echo_enabled { "on" } else { "off" },
-        config.max_echo_bytes,
-        config.max_queue_bytes,
-        config.handshake_timeout,
-        config.idle_ping_after,
-        config.pong_timeout,
-        config.close_timeout,
-        config.shutdown_grace,
-    );
 }

@@ -73,7 +73,6 @@ use std::sync::Arc;
 use std::thread;
 
 use natter_core::cli::ServerArgs;
-use natter_core::config::ServerConfig;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -119,35 +118,11 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     log::info!("listening on {addr}");
-    log_limits(server.config());
+    log::info!("limits: {}", server.config());
 
     if let Some(signal) = signals.forever().next() {
         log::info!("signal {signal}: shutting down");
     }
     server.shut_down(addr);
     ExitCode::SUCCESS
-}
-
-/// Logs every limit in force, once, at start.
-fn log_limits(config: &ServerConfig) {
-    let rate = config.rate_limit.map_or_else(
-        || "off".to_string(),
-        |limit| format!("{} lines then {}/s", limit.burst, limit.per_second),
-    );
-    let echo = if config.echo_enabled { "on" } else { "off" };
-    log::info!(
-        "limits: {} connections, head {} B, chat line {} B, echo {echo} up to {} B, \
-         queue {} B, rate {rate}, handshake {:?}, ping after {:?}, pong timeout {:?}, \
-         close timeout {:?}, shutdown grace {:?}",
-        config.max_connections,
-        config.max_head_bytes,
-        config.max_chat_bytes,
-        config.max_echo_bytes,
-        config.max_queue_bytes,
-        config.handshake_timeout,
-        config.idle_ping_after,
-        config.pong_timeout,
-        config.close_timeout,
-        config.shutdown_grace,
-    );
 }

@@ -1,6 +1,7 @@
 //! Limits and timeouts shared by every driver, with the defaults of the
 //! natter protocol (docs/PROTOCOL.md).
 
+use std::fmt;
 use std::time::Duration;
 
 /// Every limit and timeout a natter server enforces.
@@ -74,5 +75,53 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             shutdown_grace: Duration::from_secs(3),
         }
+    }
+}
+
+/// One line naming every limit in force, for a server's start-up log.
+impl fmt::Display for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} connections, head {} B, chat line {} B, echo {} up to {} B, queue {} B, ",
+            self.max_connections,
+            self.max_head_bytes,
+            self.max_chat_bytes,
+            if self.echo_enabled { "on" } else { "off" },
+            self.max_echo_bytes,
+            self.max_queue_bytes,
+        )?;
+        match self.rate_limit {
+            Some(limit) => write!(
+                f,
+                "rate {} lines then {}/s, ",
+                limit.burst, limit.per_second
+            )?,
+            None => f.write_str("rate off, ")?,
+        }
+        write!(
+            f,
+            "handshake {:?}, ping after {:?}, pong timeout {:?}, close timeout {:?}, \
+             shutdown grace {:?}",
+            self.handshake_timeout,
+            self.idle_ping_after,
+            self.pong_timeout,
+            self.close_timeout,
+            self.shutdown_grace,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limits_line_names_every_limit() {
+        let line = ServerConfig::default().to_string();
+        assert!(line.starts_with("10000 connections, head 8192 B, chat line 4096 B"));
+        assert!(line.contains("rate 20 lines then 10/s"));
+        assert!(line.ends_with("close timeout 5s, shutdown grace 3s"));
+        assert!(!line.contains('\n'));
     }
 }
