@@ -119,6 +119,56 @@ struct Tally {
 }
 
 impl Tally {
+    /// Prints and records a case that was not run, under `label`
+    /// (`UNSUPPORTED` or `NOT RUN`), with the reason.
+    fn skip(&mut self, label: &str, id: &str, reason: &str) {
+        println!("{label} {id} {reason}");
+        let verdict = label.to_lowercase();
+        self.entries
+            .push(json!({"id": id, "verdict": verdict, "reason": reason}));
+    }
+
+    /// Prints and records a case that ran: its PASS or FAIL line, then the
+    /// `notes` for that verdict, then each failure; `details` joins the
+    /// report entry.
+    fn record(
+        &mut self,
+        case: (&str, &str),
+        failures: &[String],
+        notes: &[String],
+        millis: u128,
+        details: serde_json::Value,
+    ) {
+        let (id, about) = case;
+        let passed = failures.is_empty();
+        if passed {
+            self.passed += 1;
+            println!("PASS {id} ({millis} ms) {about}");
+        } else {
+            self.failed += 1;
+            println!("FAIL {id} {about}");
+        }
+        for note in notes {
+            println!("     {note}");
+        }
+        for failure in failures {
+            println!("     - {failure}");
+        }
+
+        let mut entry = json!({
+            "id": id,
+            "about": about,
+            "verdict": if passed { "pass" } else { "fail" },
+            "failures": failures,
+            "millis": millis as u64,
+        });
+        if let (Some(entry), serde_json::Value::Object(details)) = (entry.as_object_mut(), details)
+        {
+            entry.extend(details);
+        }
+        self.entries.push(entry);
+    }
+
     /// Writes the report, prints the summary line, and picks the exit code.
     fn finish(self, report: &Path) -> ExitCode {
         let document = json!({
@@ -163,17 +213,14 @@ fn run_http(addr: SocketAddr, cases: &[HttpCase], args: &Args, tally: &mut Tally
     for case in cases {
         let flags = case.server_flags();
         let skip = match &case.unsupported {
-            Some(reason) => Some(("UNSUPPORTED", "unsupported", reason.clone())),
+            Some(reason) => Some(("UNSUPPORTED", reason.clone())),
             None if flags != default_flags && args.spawn.is_none() => {
-                Some(("NOT RUN", "not run", needs_server(&flags)))
+                Some(("NOT RUN", needs_server(&flags)))
             }
             None => None,
         };
-        if let Some((label, verdict, reason)) = skip {
-            println!("{label} {} {reason}", case.id);
-            tally
-                .entries
-                .push(json!({"id": case.id, "verdict": verdict, "reason": reason}));
+        if let Some((label, reason)) = skip {
+            tally.skip(label, &case.id, &reason);
             continue;
         }
 
@@ -188,24 +235,9 @@ fn run_http(addr: SocketAddr, cases: &[HttpCase], args: &Args, tally: &mut Tally
             Ok(response) => judge_http(case, &response).err().unwrap_or_default(),
             Err(failures) => failures,
         };
-        let millis = started.elapsed().as_millis() as u64;
-        if failures.is_empty() {
-            tally.passed += 1;
-            println!("PASS {} ({millis} ms) {}", case.id, case.about);
-        } else {
-            tally.failed += 1;
-            println!("FAIL {} {}", case.id, case.about);
-            for failure in &failures {
-                println!("     - {failure}");
-            }
-        }
-        tally.entries.push(json!({
-            "id": case.id,
-            "about": case.about,
-            "verdict": if failures.is_empty() { "pass" } else { "fail" },
-            "failures": failures,
-            "millis": millis,
-        }));
+        let case_id = (case.id.as_str(), case.about.as_str());
+        let millis = started.elapsed().as_millis();
+        tally.record(case_id, &failures, &[], millis, json!({}));
     }
 }
 
@@ -308,30 +340,11 @@ fn run_chat(addr: SocketAddr, cases: &[ChatCase], args: &Args, tally: &mut Tally
         }) = result
         else {
             let reason = case.unsupported.as_deref().unwrap_or("not run");
-            println!("UNSUPPORTED {} {reason}", case.id);
-            tally
-                .entries
-                .push(json!({"id": case.id, "verdict": "unsupported", "reason": reason}));
+            tally.skip("UNSUPPORTED", &case.id, reason);
             continue;
         };
-        if failures.is_empty() {
-            tally.passed += 1;
-            println!("PASS {} ({millis} ms) {}", case.id, case.about);
-        } else {
-            tally.failed += 1;
-            println!("FAIL {} {}", case.id, case.about);
-            for failure in &failures {
-                println!("     - {failure}");
-            }
-        }
-        tally.entries.push(json!({
-            "id": case.id,
-            "about": case.about,
-            "verdict": if failures.is_empty() { "pass" } else { "fail" },
-            "failures": failures,
-            "seen": seen,
-            "millis": millis as u64,
-        }));
+        let case_id = (case.id.as_str(), case.about.as_str());
+        tally.record(case_id, &failures, &[], millis, json!({ "seen": seen }));
     }
 }
 
@@ -385,42 +398,33 @@ fn run_all(addr: SocketAddr, cases: &[WsCase], args: &Args, tally: &mut Tally) {
 }
 
 fn summarise(cases: &[WsCase], results: &[Option<Outcome>], tally: &mut Tally) {
-    let (passed, failed, entries) = (&mut tally.passed, &mut tally.failed, &mut tally.entries);
-
     for (case, outcome) in cases.iter().zip(results) {
         let Some(outcome) = outcome else {
             let reason = case.unsupported.as_deref().unwrap_or("not run");
-            println!("UNSUPPORTED {} {reason}", case.id);
-            entries.push(json!({"id": case.id, "verdict": "unsupported", "reason": reason}));
+            tally.skip("UNSUPPORTED", &case.id, reason);
             continue;
         };
-        let verdict = if outcome.failures.is_empty() {
-            *passed += 1;
-            println!("PASS {} ({} ms) {}", case.id, outcome.millis, case.about);
-            if let Some(alternative) = &outcome.alternative {
-                println!("     accepted as: {alternative}");
-            }
-            "pass"
+
+        let expected = describe_expectation(case);
+        let seen = outcome.seen.describe();
+        let notes = if outcome.failures.is_empty() {
+            let accepted = outcome.alternative.iter();
+            accepted
+                .map(|alternative| format!("accepted as: {alternative}"))
+                .collect()
         } else {
-            *failed += 1;
-            println!("FAIL {} {}", case.id, case.about);
-            println!("     expected: {}", describe_expectation(case).join("; "));
-            println!("     seen:     {}", outcome.seen.describe().join("; "));
-            for failure in &outcome.failures {
-                println!("     - {failure}");
-            }
-            "fail"
+            vec![
+                format!("expected: {}", expected.join("; ")),
+                format!("seen:     {}", seen.join("; ")),
+            ]
         };
-        entries.push(json!({
-            "id": case.id,
-            "about": case.about,
-            "verdict": verdict,
-            "expected": describe_expectation(case),
-            "seen": outcome.seen.describe(),
-            "failures": outcome.failures,
+        let details = json!({
+            "expected": expected,
+            "seen": seen,
             "alternative": outcome.alternative,
-            "millis": outcome.millis as u64,
-        }));
+        });
+        let case_id = (case.id.as_str(), case.about.as_str());
+        tally.record(case_id, &outcome.failures, &notes, outcome.millis, details);
     }
 }
 
