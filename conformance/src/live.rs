@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::vector::WsCase;
 use crate::verdict::Observation;
-use crate::wire::{client_frame, FrameReader, Seen};
+use crate::wire::{client_frame, read_response_head, FrameReader, Seen};
 
 /// The upgrade request for `/echo`, with the key of RFC 6455 §1.3.
 const UPGRADE: &str = "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
@@ -64,15 +64,7 @@ fn open(addr: SocketAddr, timeout: Duration) -> std::io::Result<(TcpStream, Rece
     stream.set_read_timeout(Some(timeout))?;
     stream.write_all(UPGRADE.as_bytes())?;
 
-    // Read the response head byte by byte, so no frame byte is taken.
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte)? == 0 || head.len() > 8192 {
-            return Err(std::io::Error::other("no complete response head"));
-        }
-        head.push(byte[0]);
-    }
+    let head = read_response_head(&mut stream)?;
     if !head.starts_with(b"HTTP/1.1 101") {
         let line = String::from_utf8_lossy(&head);
         let line = line.lines().next().unwrap_or("").to_owned();

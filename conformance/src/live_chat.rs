@@ -17,7 +17,7 @@ use natter_core::handshake::join_path;
 use crate::chat::{Action, ChatCase, ChatObservation, Step};
 use crate::core_chat::describe_seen;
 use crate::http::{judge_http, HttpCase, Response};
-use crate::wire::{client_frame, FrameReader, Seen};
+use crate::wire::{client_frame, read_response_head, FrameReader, Seen};
 
 /// How long the runner listens for stray lines once a case is done.
 const QUIET_WAIT: Duration = Duration::from_millis(150);
@@ -321,15 +321,7 @@ fn upgrade(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<U
     );
     stream.write_all(request.as_bytes())?;
 
-    // Read the head byte by byte, so no frame byte is taken.
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte)? == 0 || head.len() > 8192 {
-            return Err(std::io::Error::other("no complete response head"));
-        }
-        head.push(byte[0]);
-    }
+    let mut head = read_response_head(&mut stream)?;
     if !head.starts_with(b"HTTP/1.1 101") {
         let mut rest = Vec::new();
         let _ = stream.read_to_end(&mut rest);

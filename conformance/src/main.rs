@@ -294,44 +294,26 @@ struct ChatOutcome {
 /// Runs the chat cases, a few at once, each in rooms of its own, and prints
 /// one line each (with what every member expected and saw, on failure).
 fn run_chat(addr: SocketAddr, cases: &[ChatCase], args: &Args, tally: &mut Tally) {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<ChatOutcome>>> =
-        Mutex::new((0..cases.len()).map(|_| None).collect());
     let timeout = Duration::from_secs(args.timeout);
     let run = run_tag();
-
-    std::thread::scope(|scope| {
-        for _ in 0..args.jobs.max(1) {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::SeqCst);
-                let Some(case) = cases.get(index) else {
-                    return;
-                };
-                if case.unsupported.is_some() {
-                    continue;
-                }
-                let started = Instant::now();
-                let tag = format!("{run}-{index}");
-                let seen = live_chat::run_chat_case(addr, case, &tag, timeout);
-                let failures = judge_chat(case, &seen).err().unwrap_or_default();
-                let lines = seen
-                    .seen
-                    .iter()
-                    .map(|(member, lines)| format!("{member}: {}", lines.join(" | ")))
-                    .collect();
-                let outcome = ChatOutcome {
-                    failures,
-                    seen: lines,
-                    millis: started.elapsed().as_millis(),
-                };
-                if let Ok(mut results) = results.lock() {
-                    results[index] = Some(outcome);
-                }
-            });
+    let skip = |case: &ChatCase| case.unsupported.is_some();
+    let results = run_parallel(cases, args.jobs, skip, |index, case| {
+        let started = Instant::now();
+        let tag = format!("{run}-{index}");
+        let seen = live_chat::run_chat_case(addr, case, &tag, timeout);
+        let failures = judge_chat(case, &seen).err().unwrap_or_default();
+        let lines = seen
+            .seen
+            .iter()
+            .map(|(member, lines)| format!("{member}: {}", lines.join(" | ")))
+            .collect();
+        ChatOutcome {
+            failures,
+            seen: lines,
+            millis: started.elapsed().as_millis(),
         }
     });
 
-    let results = results.into_inner().unwrap_or_default();
     for (case, result) in cases.iter().zip(results) {
         let Some(ChatOutcome {
             failures,
@@ -356,44 +338,57 @@ fn run_tag() -> String {
     format!("{:x}{:x}", std::process::id(), nanos & 0xff_ffff)
 }
 
-/// Runs every case, a few at once, prints one line each and the summary,
-/// and writes the report.
-fn run_all(addr: SocketAddr, cases: &[WsCase], args: &Args, tally: &mut Tally) {
+/// Runs `run` on every case `skip` does not exclude, `jobs` at a time on
+/// scoped threads; returns each case's outcome in case order (`None` for a
+/// skipped one).
+fn run_parallel<C: Sync, O: Send>(
+    cases: &[C],
+    jobs: usize,
+    skip: impl Fn(&C) -> bool + Sync,
+    run: impl Fn(usize, &C) -> O + Sync,
+) -> Vec<Option<O>> {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..cases.len()).map(|_| None).collect());
-    let timeout = Duration::from_secs(args.timeout);
+    let results: Mutex<Vec<Option<O>>> = Mutex::new((0..cases.len()).map(|_| None).collect());
 
     std::thread::scope(|scope| {
-        for _ in 0..args.jobs.max(1) {
+        for _ in 0..jobs.max(1) {
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::SeqCst);
                 let Some(case) = cases.get(index) else {
                     return;
                 };
-                if case.unsupported.is_some() {
+                if skip(case) {
                     continue;
                 }
-                let started = Instant::now();
-                let seen = live::run_case(addr, case, timeout);
-                let (alternative, failures) = match judge(case, &seen) {
-                    Ok(alternative) => (alternative, Vec::new()),
-                    Err(failures) => (None, failures),
-                };
-                let millis = started.elapsed().as_millis();
-                let outcome = Outcome {
-                    seen,
-                    failures,
-                    alternative,
-                    millis,
-                };
+                let outcome = run(index, case);
                 if let Ok(mut results) = results.lock() {
                     results[index] = Some(outcome);
                 }
             });
         }
     });
+    results.into_inner().unwrap_or_default()
+}
 
-    let results = results.into_inner().unwrap_or_default();
+/// Runs every case, a few at once, prints one line each and the summary,
+/// and writes the report.
+fn run_all(addr: SocketAddr, cases: &[WsCase], args: &Args, tally: &mut Tally) {
+    let timeout = Duration::from_secs(args.timeout);
+    let skip = |case: &WsCase| case.unsupported.is_some();
+    let results = run_parallel(cases, args.jobs, skip, |_, case| {
+        let started = Instant::now();
+        let seen = live::run_case(addr, case, timeout);
+        let (alternative, failures) = match judge(case, &seen) {
+            Ok(alternative) => (alternative, Vec::new()),
+            Err(failures) => (None, failures),
+        };
+        Outcome {
+            seen,
+            failures,
+            alternative,
+            millis: started.elapsed().as_millis(),
+        }
+    });
     summarise(cases, &results, tally);
 }
 

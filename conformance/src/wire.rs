@@ -1,5 +1,7 @@
 //! Reading what a server sends: frames decoded into the events a case judges.
 
+use std::io::Read;
+
 use crate::expr::describe;
 
 /// Something the server sent, as a case sees it.
@@ -159,6 +161,24 @@ impl FrameReader {
 pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let spec = crate::vector::FrameSpec::new(opcode, crate::expr::Expr::hex(payload));
     spec.encode(0)
+}
+
+/// Reads an HTTP response head (through its empty line) byte by byte, so
+/// no byte of a frame that follows it is taken.
+///
+/// # Errors
+///
+/// Fails when the stream ends or fails first, or the head passes 8 KiB.
+pub fn read_response_head(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 || head.len() > 8192 {
+            return Err(std::io::Error::other("no complete response head"));
+        }
+        head.push(byte[0]);
+    }
+    Ok(head)
 }
 
 #[cfg(test)]
