@@ -114,6 +114,11 @@ enum Mode {
         /// Messages each connection keeps in flight.
         #[arg(long, default_value_t = 1)]
         window: usize,
+        /// Send each connection's window as one write and wait for all of
+        /// it to come back before the next, as a client flushing several
+        /// queued messages at once does.
+        #[arg(long)]
+        burst: bool,
     },
     /// N idle members held open; reports the server's RSS per member.
     Idle {
@@ -234,7 +239,16 @@ async fn run_mode(executor: &LocalExecutor<'_>, mode: Mode) -> Result<(), String
             connections,
             size,
             window,
-        } => echo_load(executor, &common, connections, size, window).await,
+            burst,
+        } => {
+            let shape = EchoShape {
+                connections,
+                size,
+                window: window.max(1),
+                burst,
+            };
+            echo_load(executor, &common, shape).await
+        }
         Mode::Idle {
             common,
             connections,
@@ -423,7 +437,14 @@ async fn chat_member(
         let _ = token_back.try_send(());
     }
 
-    let receive = receive_events(&run, stream.clone(), leftover, sender, token_back);
+    let receive = receive_events(
+        &run,
+        stream.clone(),
+        leftover,
+        sender,
+        shape.size,
+        token_back,
+    );
     match sender {
         Some(index) => {
             let send = send_lines(&run, stream, index, shape, token);
@@ -442,6 +463,7 @@ async fn receive_events(
     stream: async_net::TcpStream,
     leftover: Vec<u8>,
     sender: Option<usize>,
+    line_len: usize,
     token_back: async_channel::Sender<()>,
 ) {
     let mut reader = Receiver::new(stream, leftover, 64 * 1024);
@@ -467,7 +489,7 @@ async fn receive_events(
         };
         check_seq(run, leading_number(after_prefix), &mut last_seq);
 
-        let Some((sent_at, from)) = stamp_of(payload) else {
+        let Some((sent_at, from)) = stamp_of(payload, line_len) else {
             continue;
         };
         if run.measuring.get() {
@@ -497,15 +519,23 @@ fn check_seq(run: &Run, seq: Option<u64>, last_seq: &mut Option<u64>) {
     *last_seq = Some(seq);
 }
 
-/// Reads the send time and sender index stamped into a line, found from
-/// the end of the object: `...,"text":"L<stamp>...","ts":<digits>}`.
-fn stamp_of(json: &[u8]) -> Option<(u64, usize)> {
+/// Reads the send time and sender index stamped into a line of `line_len`
+/// bytes, found from the end of the object:
+/// `...,"text":"L<stamp>...","ts":<digits>}`. The text is where its length
+/// puts it unless the server escaped it; then it is searched for.
+fn stamp_of(json: &[u8], line_len: usize) -> Option<(u64, usize)> {
+    const TEXT_KEY: &[u8] = br#""text":"L"#;
     let body = json.strip_suffix(b"}")?;
     let digits = body.iter().rev().take_while(|b| b.is_ascii_digit()).count();
     let before_ts = body
         .get(..body.len() - digits)?
         .strip_suffix(br#"","ts":"#)?;
-    let text_start = wire::find_last(before_ts, br#""text":"L"#)? + 9;
+    let expected_key = before_ts.len().checked_sub(line_len + TEXT_KEY.len() - 1);
+    let key_start = match expected_key {
+        Some(at) if before_ts.get(at..at + TEXT_KEY.len()) == Some(TEXT_KEY) => at,
+        _ => wire::find_last(before_ts, TEXT_KEY)?,
+    };
+    let text_start = key_start + TEXT_KEY.len();
     let stamp = before_ts.get(text_start..text_start + STAMP_LEN - 1)?;
     let sent_at = parse_hex(&stamp[..16])?;
     let from = parse_hex(&stamp[16..])? as usize;
@@ -607,34 +637,42 @@ impl Receiver {
     }
 }
 
+/// What an echo load sends.
+#[derive(Clone, Copy)]
+struct EchoShape {
+    connections: usize,
+    size: usize,
+    /// Messages each connection has in flight (at least 1).
+    window: usize,
+    /// Whether the window goes out in one write, and only once all of the
+    /// previous one came back.
+    burst: bool,
+}
+
 /// Echo load: every connection keeps `window` messages in flight and sends
-/// a new one for each that comes back.
+/// a new one for each that comes back, or, in bursts, a new window once
+/// the whole last one came back.
 async fn echo_load(
     executor: &LocalExecutor<'_>,
     common: &Common,
-    connections: usize,
-    size: usize,
-    window: usize,
+    shape: EchoShape,
 ) -> Result<(), String> {
-    if size < 16 {
+    if shape.size < 16 {
         return Err("--size must be at least 16 for echo".into());
     }
     let run = Run::new();
-    for _ in 0..connections {
-        executor
-            .spawn(echo_connection(
-                run.clone(),
-                common.server.clone(),
-                size,
-                window,
-            ))
-            .detach();
+    for _ in 0..shape.connections {
+        let task = echo_connection(run.clone(), common.server.clone(), shape);
+        executor.spawn(task).detach();
     }
 
-    wait_for_joins(&run, connections).await?;
+    wait_for_joins(&run, shape.connections).await?;
     let figures = measure(&run, common).await;
 
-    println!("mode=echo connections={connections} size={size} window={window}");
+    println!(
+        "mode=echo connections={} size={} window={} burst={}",
+        shape.connections, shape.size, shape.window, shape.burst
+    );
     let seconds = figures.elapsed.as_secs_f64();
     println!("messages/s: {:.0}", figures.deliveries as f64 / seconds);
     print_latency(&run);
@@ -643,7 +681,7 @@ async fn echo_load(
     Ok(())
 }
 
-async fn echo_connection(run: Rc<Run>, server: String, size: usize, window: usize) {
+async fn echo_connection(run: Rc<Run>, server: String, shape: EchoShape) {
     let Ok((stream, leftover)) = wire::upgrade(&server, "/echo").await else {
         run.failed.set(run.failed.get() + 1);
         return;
@@ -651,15 +689,14 @@ async fn echo_connection(run: Rc<Run>, server: String, size: usize, window: usiz
     run.joined.set(run.joined.get() + 1);
 
     let mut writer = stream.clone();
-    let mut frame = PrebuiltFrame::new(0x1, &vec![b'x'; size]);
+    let mut frame = PrebuiltFrame::new(0x1, &vec![b'x'; shape.size]);
     let mut reader = Receiver::new(stream, leftover, 16 * 1024);
-    for _ in 0..window.max(1) {
-        write_hex_stamp(&mut frame.payload_mut()[..16], run.nanos());
-        if writer.write_all(frame.as_bytes()).await.is_err() {
-            return;
-        }
+    let mut burst = Vec::with_capacity(frame.as_bytes().len() * shape.window);
+    if !send_stamped(&run, &mut writer, &mut frame, &mut burst, shape.window).await {
+        return;
     }
 
+    let mut outstanding = shape.window;
     while let Some(reply) = reader.next_frame(&run).await {
         if reply.opcode == 0x8 || run.stopping.get() {
             break;
@@ -673,14 +710,37 @@ async fn echo_connection(run: Rc<Run>, server: String, size: usize, window: usiz
             }
         }
 
-        write_hex_stamp(&mut frame.payload_mut()[..16], run.nanos());
-        if writer.write_all(frame.as_bytes()).await.is_err() {
+        outstanding -= 1;
+        let next = match (shape.burst, outstanding) {
+            (true, 0) => shape.window,
+            (true, _) => continue,
+            (false, _) => 1,
+        };
+        if !send_stamped(&run, &mut writer, &mut frame, &mut burst, next).await {
             break;
         }
+        outstanding += next;
     }
     if !run.stopping.get() {
         Run::bump(&run.disconnects);
     }
+}
+
+/// Writes `count` copies of `frame`, each stamped with the time, in one
+/// write gathered in `burst`; returns whether the write succeeded.
+async fn send_stamped(
+    run: &Run,
+    writer: &mut async_net::TcpStream,
+    frame: &mut PrebuiltFrame,
+    burst: &mut Vec<u8>,
+    count: usize,
+) -> bool {
+    burst.clear();
+    for _ in 0..count {
+        write_hex_stamp(&mut frame.payload_mut()[..16], run.nanos());
+        burst.extend_from_slice(frame.as_bytes());
+    }
+    writer.write_all(burst).await.is_ok()
 }
 
 /// Idle load: joins members in rooms of `room_size` and holds them, then
@@ -831,5 +891,37 @@ fn write_hex_stamp(digits: &mut [u8], value: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, byte) in digits.iter_mut().enumerate() {
         *byte = HEX[((value >> (60 - 4 * i)) & 0xF) as usize];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds the `message` event a server sends for a stamped line.
+    fn message_event(text: &str) -> Vec<u8> {
+        format!(r#"{{"type":"message","seq":7,"from":"a","text":"{text}","ts":1700000000000}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn stamp_is_read_where_the_line_length_puts_it() {
+        let mut line = vec![b'x'; 40];
+        write_stamp(&mut line, 0x1234_5678_9abc, 3);
+        let text = String::from_utf8(line).expect("ascii");
+        let event = message_event(&text);
+
+        assert_eq!(stamp_of(&event, 40), Some((0x1234_5678_9abc, 3)));
+    }
+
+    #[test]
+    fn stamp_is_searched_for_when_the_text_is_not_the_expected_length() {
+        let mut line = vec![b'x'; 40];
+        write_stamp(&mut line, 42, 9);
+        let text = String::from_utf8(line).expect("ascii") + r#"\u2028"#;
+        let event = message_event(&text);
+
+        assert_eq!(stamp_of(&event, 40), Some((42, 9)));
+        assert_eq!(stamp_of(b"{\"type\":\"join\"}", 40), None);
     }
 }
