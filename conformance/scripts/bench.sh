@@ -78,6 +78,7 @@ fi
 for server in "${servers[@]}"; do
   measure "$server" fanout --members 100 --senders 10 --size 64 --window 8
   measure "$server" echo --connections 100 --size 20
+  measure "$server" echo --connections 100 --size 20 --window 8 --burst
   measure "$server" rooms --rooms 10 --members 10 --senders 2
   measure "$server" churn --concurrency 16
   members=$idle_members
