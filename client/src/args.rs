@@ -26,6 +26,11 @@ pub struct Args {
     /// The room code to join (asked for when missing).
     #[arg(long, value_name = "CODE")]
     pub room: Option<String>,
+
+    /// A PEM file of CA certificates to trust for wss://, beside the public
+    /// roots: for a server with a self-signed or private certificate.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Parses a user name, or returns the reason to show.

@@ -1,7 +1,8 @@
 //! natter, the terminal chat client.
 //!
-//! `natter [--server URL] [--name NAME] [--room CODE]` joins a room on a
-//! natter server (default `ws://127.0.0.1:8080`; `wss://` uses TLS). With a
+//! `natter [--server URL] [--name NAME] [--room CODE] [--ca-file PATH]`
+//! joins a room on a natter server (default `ws://127.0.0.1:8080`; `wss://`
+//! uses TLS, trusting the public roots and the `--ca-file` ones). With a
 //! terminal on both stdin and stdout it runs full screen; otherwise it runs
 //! in line mode (see [`line`]) for scripts. Logs go to stderr, only when
 //! `RUST_LOG` is set.
@@ -63,12 +64,23 @@ fn main() -> ExitCode {
         Ok(room) => room,
         Err(message) => return usage(&message),
     };
+    let extra_roots = match &args.ca_file {
+        None => Vec::new(),
+        Some(_) if !url.is_secure() => {
+            return usage("--ca-file applies only to a wss:// server");
+        }
+        Some(path) => match net::read_ca_file(path) {
+            Ok(roots) => roots,
+            Err(message) => return usage(&format!("bad --ca-file {}: {message}", path.display())),
+        },
+    };
     let config = NetConfig {
         url,
         name,
         room,
         session_id: args::new_session_id(),
         max_failures: None,
+        extra_roots,
     };
     log::info!(
         "joining {} on {} as {}",

@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
@@ -23,6 +24,8 @@ use natter_core::connection::{
 use natter_core::handshake::{join_path, ClientHandshake, ClientHandshakeError, WsUrl};
 use natter_core::names::{RoomCode, SessionId, UserName};
 use natter_core::rate::TokenBucket;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::CertificateDer;
 
 use crate::event::ServerEvent;
 
@@ -69,6 +72,8 @@ pub struct NetConfig {
     /// Failed attempts in a row (without a session between) before giving
     /// up; `None` retries for ever.
     pub max_failures: Option<u32>,
+    /// Certificates trusted for `wss://` beside the public roots.
+    pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 /// What the UI asks of the network thread.
@@ -350,7 +355,7 @@ impl<E> Worker<E> {
         if let Some(tls) = &self.tls {
             return Ok(Arc::clone(tls));
         }
-        let tls = tls_config()?;
+        let tls = tls_config(&self.config.extra_roots)?;
         self.tls = Some(Arc::clone(&tls));
         Ok(tls)
     }
@@ -683,10 +688,14 @@ fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
     Err(last)
 }
 
-/// Returns the TLS settings: the ring provider and the webpki roots.
-fn tls_config() -> io::Result<Arc<rustls::ClientConfig>> {
+/// Returns the TLS settings: the ring provider, the webpki roots and
+/// `extra_roots`.
+fn tls_config(extra_roots: &[CertificateDer<'static>]) -> io::Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in extra_roots {
+        roots.add(cert.clone()).map_err(io::Error::other)?;
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -694,6 +703,50 @@ fn tls_config() -> io::Result<Arc<rustls::ClientConfig>> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// Reads the certificates of a PEM file for `--ca-file`, checking each is
+/// one rustls can trust, so a wrong file is refused before connecting.
+///
+/// # Errors
+///
+/// Returns the reason to show: the file cannot be read or parsed, holds no
+/// certificate, or holds one that cannot serve as a root.
+pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let metadata = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if metadata.len() > MAX_CA_FILE_BYTES {
+        return Err(format!("larger than {MAX_CA_FILE_BYTES} bytes"));
+    }
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| describe_pem_error(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| describe_pem_error(&e))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into());
+    }
+
+    let mut check = rustls::RootCertStore::empty();
+    for (index, cert) in certs.iter().enumerate() {
+        check
+            .add(cert.clone())
+            .map_err(|e| format!("certificate {} is not usable: {e}", index + 1))?;
+    }
+    Ok(certs)
+}
+
+/// Largest `--ca-file` read: far above any bundle of CA certificates.
+const MAX_CA_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Words a PEM reading error for the user; the marker bytes some errors
+/// carry are left out, as they may be anything the file holds.
+fn describe_pem_error(error: &pem::Error) -> String {
+    match error {
+        pem::Error::Io(e) => e.to_string(),
+        pem::Error::MissingSectionEnd { .. } => "a PEM section has no END line".into(),
+        pem::Error::IllegalSectionStart { .. } => "a malformed BEGIN line".into(),
+        pem::Error::Base64Decode(_) => "a PEM section is not valid base64".into(),
+        other => format!("cannot read it as PEM: {other}"),
+    }
 }
 
 /// Chat lines waiting to be sent, let out no faster than the protocol's
@@ -832,6 +885,7 @@ mod tests {
             room: RoomCode::parse("lobby").unwrap(),
             session_id: SessionId::parse("k3J9x0aa").unwrap(),
             max_failures: Some(1),
+            extra_roots: Vec::new(),
         };
         Worker {
             config,
@@ -868,6 +922,84 @@ mod tests {
         let head = server.join().unwrap().unwrap();
         let expected = "GET /joinRoom?user_name=ana&room_code=lobby&session_id=k3J9x0aa ";
         assert!(head.starts_with(expected), "{head}");
+    }
+
+    /// Writes `contents` to a fresh file under the system's temporary
+    /// folder and returns its path.
+    fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "natter-client-{}-{}-{name}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    #[test]
+    fn wss_trusts_a_certificate_from_the_ca_file() {
+        let reply = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 6\r\n\r\nbusy\r\n";
+        let (port, cert, server) = tls_server(reply);
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            base64_lines(&cert)
+        );
+        let path = temp_file("ca.pem", pem.as_bytes());
+        let roots = read_ca_file(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(roots, vec![cert]);
+
+        let mut worker = worker(&format!("wss://127.0.0.1:{port}/"));
+        worker.config.extra_roots = roots;
+        match worker.attempt() {
+            Outcome::Refused { status, reason } => {
+                assert_eq!((status, reason.as_str()), (503, "busy"));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert!(server.join().unwrap().is_some());
+    }
+
+    /// Encodes `der` in standard base64, 64 characters a line.
+    fn base64_lines(der: &[u8]) -> String {
+        use base64::Engine;
+        let text = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = text
+            .as_bytes()
+            .chunks(64)
+            .map(|chunk| std::str::from_utf8(chunk).unwrap())
+            .collect();
+        lines.join("\n")
+    }
+
+    #[test]
+    fn ca_files_without_usable_certificates_are_refused_with_a_reason() {
+        let cases: [(&str, &[u8], &str); 4] = [
+            ("empty", b"", "no PEM certificate"),
+            (
+                "key",
+                b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                "no PEM",
+            ),
+            ("cut", b"-----BEGIN CERTIFICATE-----\nAAAA\n", "no END line"),
+            (
+                "junk",
+                b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "not usable",
+            ),
+        ];
+        for (name, contents, expected) in cases {
+            let path = temp_file(name, contents);
+            let result = read_ca_file(&path);
+            std::fs::remove_file(&path).unwrap();
+            match result {
+                Err(reason) => assert!(reason.contains(expected), "{name}: {reason}"),
+                Ok(roots) => panic!("{name}: accepted {} certificates", roots.len()),
+            }
+        }
+
+        let missing = std::env::temp_dir().join("natter-client-no-such-file.pem");
+        assert!(read_ca_file(&missing).is_err());
     }
 
     #[test]
