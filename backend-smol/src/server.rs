@@ -20,6 +20,11 @@ use crate::session;
 /// so the loop does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// Most connections over the limit answered gently at once (each may keep
+/// its socket for about a second); past it, a flood of them is answered
+/// with one write and closed at once, so it cannot hold many descriptors.
+const MAX_GENTLE_REFUSALS: usize = 128;
+
 /// What every connection and room task shares.
 pub struct Server {
     /// The limits and timeouts in force.
@@ -37,6 +42,8 @@ pub struct Server {
     alive: Sender<()>,
     /// Connections held now, handshakes included.
     connections: AtomicUsize,
+    /// Connections over the limit still being answered with 503.
+    refusing: AtomicUsize,
 }
 
 impl Server {
@@ -111,6 +118,7 @@ pub async fn serve(
         shutdown: shutdown_rx,
         alive: alive_tx,
         connections: AtomicUsize::new(0),
+        refusing: AtomicUsize::new(0),
     });
 
     accept_until_stopped(&server, &listener, &stop).await;
@@ -156,10 +164,7 @@ async fn accept_until_stopped(server: &Arc<Server>, listener: &TcpListener, stop
                     let task = session::run(Arc::clone(server), stream, peer, guard);
                     server.executor.spawn(task).detach();
                 }
-                None => {
-                    let task = session::refuse_busy(Arc::clone(server), stream, peer);
-                    server.executor.spawn(task).detach();
-                }
+                None => refuse_over_limit(server, stream, peer),
             },
             Some(Err(e)) => {
                 log::error!("accept failed: {e}");
@@ -167,4 +172,26 @@ async fn accept_until_stopped(server: &Arc<Server>, listener: &TcpListener, stop
             }
         }
     }
+}
+
+/// Answers a connection over the connection limit with 503: gently, in a
+/// task that lets the answer drain, unless [`MAX_GENTLE_REFUSALS`] are
+/// already doing so; then at once.
+fn refuse_over_limit(server: &Arc<Server>, stream: async_net::TcpStream, peer: SocketAddr) {
+    let taken = server
+        .refusing
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+            (held < MAX_GENTLE_REFUSALS).then_some(held + 1)
+        });
+    if taken.is_err() {
+        session::refuse_busy_now(server, stream, peer);
+        return;
+    }
+
+    let refusing = Arc::clone(server);
+    let task = async move {
+        session::refuse_busy(Arc::clone(&refusing), stream, peer).await;
+        refusing.refusing.fetch_sub(1, Ordering::AcqRel);
+    };
+    server.executor.spawn(task).detach();
 }

@@ -1,7 +1,7 @@
 //! One accepted connection: the upgrade handshake, then routing to a chat
 //! member, the echo endpoint, or a plain HTTP answer.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -122,6 +122,32 @@ async fn read_request(
 pub async fn refuse_busy(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     refuse(&server, stream, peer, &Refusal::server_busy()).await;
+}
+
+/// Answers a connection over the connection limit with 503 in one
+/// non-blocking write, reads what it already sent, and closes it, all
+/// without waiting: for floods, when the gentle answers are too many.
+pub fn refuse_busy_now(server: &Server, stream: TcpStream, peer: SocketAddr) {
+    let refusal = Refusal::server_busy();
+    log::debug!("refused {peer} at once: {refusal}");
+    server.metrics.refused(refusal.status());
+    let stream: Arc<smol::Async<std::net::TcpStream>> = stream.into();
+    let mut socket = stream.get_ref();
+    if let Ok(count) = socket.write(&refusal.to_bytes()) {
+        server.metrics.bytes_sent(count);
+    }
+
+    // Reading what is there keeps the close from becoming a reset that
+    // would discard the answer, in the common case of a request already
+    // received.
+    let mut sink = [0u8; 2048];
+    for _ in 0..4 {
+        match socket.read(&mut sink) {
+            Ok(n) if n > 0 => server.metrics.bytes_received(n),
+            _ => break,
+        }
+    }
+    let _ = socket.shutdown(Shutdown::Write);
 }
 
 /// Sends a refusal as the core renders it, then closes.

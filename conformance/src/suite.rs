@@ -53,6 +53,7 @@ macro_rules! server_suite {
             oversized_head_is_refused_with_431,
             connection_limit_is_refused_with_503,
             connection_limit_counts_silent_connections,
+            a_flood_past_the_limit_gets_503s_without_holding_sockets,
             health_and_metrics_answer,
             first_frame_may_share_the_request_write,
             vanished_clients_leave_nothing_behind,
@@ -822,6 +823,49 @@ pub fn connection_limit_counts_silent_connections(binary: &Path) {
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 503 "), "answer: {text:?}");
     drop(silent);
+}
+
+/// A flood of connections past `--max-connections` each get a 503 and the
+/// end of the stream, and the server does not keep a socket open for each
+/// of them while they stay connected.
+pub fn a_flood_past_the_limit_gets_503s_without_holding_sockets(binary: &Path) {
+    const FLOOD: usize = 400;
+    let server = start(
+        binary,
+        &["--max-connections", "1", "--handshake-timeout", "30s"],
+    );
+    let addr = server.addr();
+    let _holder = TcpStream::connect(addr).expect("connect");
+
+    let mut flood = Vec::with_capacity(FLOOD);
+    for index in 0..FLOOD {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(STEP)).expect("read timeout");
+        let mut response = Vec::new();
+        if let Err(e) = stream.read_to_end(&mut response) {
+            panic!("connection {index}: no complete answer: {e}");
+        }
+        let text = String::from_utf8_lossy(&response);
+        assert!(
+            text.starts_with("HTTP/1.1 503 "),
+            "connection {index}: {text:?}"
+        );
+        // Kept open: a server that lingers on each would hold its socket.
+        flood.push(stream);
+    }
+
+    let held = open_descriptors(server.pid());
+    assert!(
+        held < FLOOD / 2,
+        "the server holds {held} descriptors for {FLOOD} refused connections"
+    );
+}
+
+/// Counts the descriptors process `pid` has open.
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| entries.count())
+        .expect("read the server's /proc fd folder")
 }
 
 /// `/healthz` answers `ok` and `/metrics` answers Prometheus text.
