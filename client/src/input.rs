@@ -105,15 +105,54 @@ impl InputLine {
 
     /// Deletes the word before the cursor and the white space after it.
     pub fn delete_word(&mut self) {
+        let start = self.word_start_before();
+        self.text.replace_range(start..self.cursor, "");
+        self.cursor = start;
+    }
+
+    /// Moves the cursor to the start of the word before it (or the one it
+    /// is in).
+    pub fn move_word_left(&mut self) {
+        self.cursor = self.word_start_before();
+    }
+
+    /// Moves the cursor past the end of the word after it (or the one it is
+    /// in).
+    pub fn move_word_right(&mut self) {
+        self.cursor = self.word_end_after();
+    }
+
+    /// Deletes from the cursor to the end of the word after it.
+    pub fn delete_word_forward(&mut self) {
+        let end = self.word_end_after();
+        self.text.replace_range(self.cursor..end, "");
+    }
+
+    /// Deletes everything from the cursor to the end of the line.
+    pub fn delete_to_end(&mut self) {
+        self.text.truncate(self.cursor);
+    }
+
+    /// Returns where the word before the cursor starts, skipping the white
+    /// space just before the cursor.
+    fn word_start_before(&self) -> usize {
         let before = &self.text[..self.cursor];
         let trimmed = before.trim_end();
-        let start = trimmed
+        trimmed
             .char_indices()
             .rev()
             .find(|(_, c)| c.is_whitespace())
-            .map_or(0, |(i, c)| i + c.len_utf8());
-        self.text.replace_range(start..self.cursor, "");
-        self.cursor = start;
+            .map_or(0, |(i, c)| i + c.len_utf8())
+    }
+
+    /// Returns where the word after the cursor ends, skipping the white
+    /// space just after the cursor.
+    fn word_end_after(&self) -> usize {
+        let after = &self.text[self.cursor..];
+        let skipped = after.len() - after.trim_start().len();
+        let word = &after[skipped..];
+        let word_len = word.find(char::is_whitespace).unwrap_or(word.len());
+        self.cursor + skipped + word_len
     }
 
     /// Deletes everything before the cursor.
@@ -343,5 +382,34 @@ mod tests {
             }
             assert!(input.text().is_char_boundary(input.cursor()));
         }
+    }
+
+    #[test]
+    fn word_moves_and_deletions_stop_at_white_space() {
+        let mut input = InputLine::new();
+        for c in "héllo  wörld   again".chars() {
+            input.insert(c);
+        }
+
+        input.move_word_left();
+        assert_eq!(&input.text()[input.cursor()..], "again");
+        input.move_word_left();
+        assert_eq!(&input.text()[input.cursor()..], "wörld   again");
+        input.move_word_right();
+        assert_eq!(&input.text()[input.cursor()..], "   again");
+        input.move_home();
+        input.move_word_right();
+        assert_eq!(input.cursor(), "héllo".len());
+
+        input.delete_word_forward();
+        assert_eq!(input.text(), "héllo   again");
+        input.delete_to_end();
+        assert_eq!(input.text(), "héllo");
+        input.move_home();
+        input.move_word_left();
+        assert_eq!(input.cursor(), 0);
+        input.move_end();
+        input.move_word_right();
+        assert_eq!(input.cursor(), input.text().len());
     }
 }

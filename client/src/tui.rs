@@ -361,6 +361,10 @@ impl Ui {
             Key::Delete | Key::Ctrl('d') => input.delete(),
             Key::Ctrl('w') => input.delete_word(),
             Key::Ctrl('u') => input.delete_to_start(),
+            Key::Ctrl('k') => input.delete_to_end(),
+            Key::Alt('b') | Key::CtrlLeft | Key::AltLeft => input.move_word_left(),
+            Key::Alt('f') | Key::CtrlRight | Key::AltRight => input.move_word_right(),
+            Key::Alt('d') => input.delete_word_forward(),
             Key::Up => input.history_prev(),
             Key::Down => input.history_next(),
             Key::PageUp => state.scroll_up(self.page),
@@ -466,7 +470,8 @@ impl Ui {
 /// The answer to /help.
 const HELP: &[&str] = &[
     "/who lists the room, /quit leaves (or Ctrl-C), /help shows this",
-    "Left/Right, Home/End (Ctrl-A/Ctrl-E), Ctrl-W deletes a word, Ctrl-U the line start",
+    "Left/Right, Home/End (Ctrl-A/Ctrl-E), Ctrl-Left/Right or Alt-B/F by words",
+    "Ctrl-W deletes a word back, Alt-D one forward, Ctrl-U to the start, Ctrl-K to the end",
     "Up/Down recall sent lines, PgUp/PgDn scroll; start a line with // to send a /",
 ];
 
@@ -606,6 +611,24 @@ mod tests {
         assert!(ui.esc_deadline.is_none());
         ui.handle(&mut state, &net, UiEvent::Input(b"x".to_vec()));
         assert_eq!(state.input.text(), "axb");
+    }
+
+    #[test]
+    fn word_keys_move_and_delete_by_words() {
+        let (mut ui, mut state, net) = client();
+        ui.handle(&mut state, &net, UiEvent::Input(b"one two three".to_vec()));
+        // Ctrl-Left, then Alt-B: two words back; Alt-D deletes "two".
+        ui.handle(
+            &mut state,
+            &net,
+            UiEvent::Input(b"\x1b[1;5D\x1bb\x1bd".to_vec()),
+        );
+        assert_eq!(state.input.text(), "one  three");
+        // Ctrl-Right to the end; then Ctrl-A, Alt-F past "one", Ctrl-K.
+        ui.handle(&mut state, &net, UiEvent::Input(b"\x1b[1;5C".to_vec()));
+        assert_eq!(state.input.cursor(), "one  three".len());
+        ui.handle(&mut state, &net, UiEvent::Input(b"\x01\x1bf\x0b".to_vec()));
+        assert_eq!(state.input.text(), "one");
     }
 
     #[test]
