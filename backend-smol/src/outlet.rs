@@ -10,8 +10,9 @@
 //!
 //! The member's task drains the queue with a [`Writer`]: it takes everything
 //! ready at once and writes it in as few system calls as it can, gathering
-//! small frames into one buffer per thread. The queue is a locked `VecDeque` and one waker rather than
-//! a channel, so an idle member's queue holds no memory beyond a few words.
+//! small frames into one buffer per thread. The queue is a locked `VecDeque`
+//! and one waker rather than a channel, so an idle member's queue holds no
+//! memory beyond a few words.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -371,37 +372,45 @@ impl Writer {
     /// and the copy here is of a few kilobytes. A front item too large to
     /// gather with others is written straight from its own bytes.
     fn write_some(&mut self, stream: &Async<TcpStream>) -> io::Result<usize> {
-        let written = GATHER.with(|gather| {
-            let mut gather = gather.borrow_mut();
-            gather.clear();
-            let mut items = 0;
-            for (i, item) in self.batch.iter().enumerate() {
-                let bytes = item.bytes();
-                let bytes = if i == 0 {
-                    bytes.get(self.offset..).unwrap_or_default()
-                } else {
-                    bytes
-                };
-                if gather.len() + bytes.len() > GATHER_BYTES {
-                    if items == 0 {
-                        return write_all_once(stream, bytes);
-                    }
-                    break;
-                }
-                gather.extend_from_slice(bytes);
-                items += 1;
-                if matches!(item, Outgoing::Control { closes: true, .. }) {
-                    break;
-                }
+        // The first item always goes; more join while they fit the buffer.
+        let mut gathered_bytes = 0;
+        let mut count = 0;
+        for bytes in self.unwritten() {
+            if count > 0 && gathered_bytes + bytes.len() > GATHER_BYTES {
+                break;
             }
-            if items == 1 {
-                let front = self.batch.front().map(Outgoing::bytes).unwrap_or_default();
-                return write_all_once(stream, front.get(self.offset..).unwrap_or_default());
-            }
-            write_all_once(stream, &gather)
-        })?;
+            gathered_bytes += bytes.len();
+            count += 1;
+        }
+
+        let written = if count == 1 {
+            write_all_once(stream, self.unwritten().next().unwrap_or_default())?
+        } else {
+            GATHER.with(|gather| {
+                let mut gather = gather.borrow_mut();
+                gather.clear();
+                for bytes in self.unwritten().take(count) {
+                    gather.extend_from_slice(bytes);
+                }
+                write_all_once(stream, &gather)
+            })?
+        };
         self.advance(written);
         Ok(written)
+    }
+
+    /// Returns the bytes still to write of each batched item in order, up
+    /// to and including a close frame.
+    fn unwritten(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut closed = false;
+        self.batch.iter().enumerate().map_while(move |(i, item)| {
+            if closed {
+                return None;
+            }
+            closed = matches!(item, Outgoing::Control { closes: true, .. });
+            let skip = if i == 0 { self.offset } else { 0 };
+            Some(item.bytes().get(skip..).unwrap_or_default())
+        })
     }
 
     /// Drops the wholly written items from the batch and records how far
