@@ -92,8 +92,12 @@ struct OutletState {
     queue: Mutex<Queue>,
     /// Bytes queued and not yet written.
     queued: AtomicUsize,
-    /// Bound on `queued`.
+    /// Bound on `queued`, less `exempt`.
     limit: usize,
+    /// Bytes of the welcome still queued: the welcome is sized by the room,
+    /// not by how fast the member reads, so it does not count toward the
+    /// bound.
+    exempt: AtomicUsize,
     /// Set once the member has been dropped for a full queue.
     kicked: AtomicBool,
 }
@@ -120,6 +124,7 @@ impl Outlet {
         let state = Arc::new(OutletState {
             queue: Mutex::new(Queue::default()),
             queued: AtomicUsize::new(0),
+            exempt: AtomicUsize::new(0),
             limit,
             kicked: AtomicBool::new(false),
         });
@@ -162,6 +167,21 @@ impl Outlet {
             .map_err(|_| PushError::Gone)
     }
 
+    /// Queues a joiner's welcome, which must come before any other frame
+    /// and is never refused for its size: a large room's roster may exceed
+    /// the queue bound, and the bound then applies to what follows it.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Gone`] when the member's writer has ended.
+    pub fn push_welcome(&self, frame: &SharedFrame) -> Result<(), PushError> {
+        let len = frame.as_bytes().len();
+        self.state.exempt.fetch_add(len, Ordering::AcqRel);
+        self.state.queued.fetch_add(len, Ordering::AcqRel);
+        self.enqueue(Outgoing::Room(frame.clone()), len)
+            .map_err(|_| PushError::Gone)
+    }
+
     /// Queues control bytes from the member's own connection.
     ///
     /// Bytes that hold our close frame are always queued. Others that would
@@ -184,7 +204,11 @@ impl Outlet {
     /// `always` is false), in which case the member is marked kicked.
     fn reserve(&self, len: usize, always: bool) -> bool {
         let before = self.state.queued.fetch_add(len, Ordering::AcqRel);
-        if !always && before.saturating_add(len) > self.state.limit {
+        let limit = self
+            .state
+            .limit
+            .saturating_add(self.state.exempt.load(Ordering::Acquire));
+        if !always && before.saturating_add(len) > limit {
             self.state.queued.fetch_sub(len, Ordering::AcqRel);
             self.mark_kicked();
             return false;
@@ -416,10 +440,15 @@ impl Writer {
     /// Drops the wholly written items from the batch and records how far
     /// into the next one the write got.
     fn advance(&mut self, written: usize) {
-        self.outlet
-            .state
-            .queued
-            .fetch_sub(written, Ordering::AcqRel);
+        let state = &self.outlet.state;
+        state.queued.fetch_sub(written, Ordering::AcqRel);
+        // The welcome is the first item ever queued, so the first bytes
+        // written are its own.
+        let _ = state
+            .exempt
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |exempt| {
+                (exempt > 0).then(|| exempt.saturating_sub(written))
+            });
         let mut left = written;
         while let Some(item) = self.batch.front() {
             let rest = item.bytes().len() - self.offset;
@@ -527,6 +556,49 @@ mod tests {
         assert_eq!(outlet.push(&frame), Err(PushError::Full));
         assert!(outlet.is_kicked());
         assert_eq!(queued_items(&outlet), 3);
+    }
+
+    #[test]
+    fn a_welcome_larger_than_the_bound_is_queued_and_not_counted() {
+        let welcome = SharedFrame::text(&[b'w'; 5_000]);
+        let line = SharedFrame::text(&[b'x'; 100]);
+        let (outlet, _writer) = Outlet::new(line.len() * 3);
+
+        assert_eq!(outlet.push_welcome(&welcome), Ok(()));
+        for _ in 0..3 {
+            assert_eq!(outlet.push(&line), Ok(()));
+        }
+        assert!(!outlet.is_kicked());
+        assert_eq!(outlet.push(&line), Err(PushError::Full));
+        assert_eq!(queued_items(&outlet), 4);
+    }
+
+    #[test]
+    fn once_the_welcome_is_written_the_bound_applies_in_full() {
+        smol::block_on(async {
+            let (server, mut client) = stream_pair().await;
+            let welcome = SharedFrame::text(&[b'w'; 5_000]);
+            let line = SharedFrame::text(&[b'x'; 100]);
+            let (outlet, mut writer) = Outlet::new(line.len() * 3);
+            assert_eq!(outlet.push_welcome(&welcome), Ok(()));
+
+            let metrics = Metrics::new();
+            poll_fn(|cx| match writer.poll_flush(cx, &server, &metrics) {
+                Ok(Flushed::Idle) => Poll::Ready(()),
+                Ok(_) => Poll::Pending,
+                Err(e) => panic!("write failed: {e}"),
+            })
+            .await;
+            let mut received = vec![0u8; welcome.len()];
+            client.read_exact(&mut received).await.expect("read");
+
+            // The socket is not read any more, but four lines fit its
+            // buffer: the queue is what refuses the fourth.
+            for _ in 0..3 {
+                assert_eq!(outlet.push(&line), Ok(()));
+            }
+            assert_eq!(outlet.push(&line), Err(PushError::Full));
+        });
     }
 
     #[test]

@@ -244,7 +244,7 @@ fn handle_join(
     // The joiner's queue is new and empty, so only a bound smaller than the
     // welcome itself refuses it; the connection then closes with 1008.
     if let Some(outlet) = room.outlet(joined.id) {
-        let _ = outlet.push(&joined.welcome);
+        let _ = outlet.push_welcome(&joined.welcome);
     }
     let slow = push_all(room, &joined.announce, Some(joined.id));
     let _ = reply.try_send(Ok(joined.id));

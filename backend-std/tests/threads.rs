@@ -95,6 +95,8 @@ fn silent_member_dropped_for_its_queue_frees_its_threads() {
     let server = start(&[
         "--max-queue-bytes",
         "16384",
+        "--max-message-bytes",
+        "2048",
         "--no-rate-limit",
         "--close-timeout",
         "200ms",
@@ -104,7 +106,7 @@ fn silent_member_dropped_for_its_queue_frees_its_threads() {
 
     let _silent = join_and_go_silent(addr, "r", "session-silent");
     let mut sender = TestClient::connect(addr, &join_path("r", "session-sender")).expect("join");
-    let line = "x".repeat(3000);
+    let line = "x".repeat(2000);
 
     // The silent member never reads, so its socket buffers fill and then
     // its queue passes the bound; it is dropped even though it will never
@@ -171,7 +173,8 @@ fn shutdown_ends_connections_still_in_their_handshake() {
 
 #[test]
 fn member_that_pings_but_never_reads_is_dropped() {
-    let server = start(&["--max-queue-bytes", "16384", "--close-timeout", "200ms"]);
+    let args = ["--max-queue-bytes", "16384", "--max-message-bytes", "2048"];
+    let server = start(&[&args[..], &["--close-timeout", "200ms"]].concat());
     let addr = server.addr();
     let mut pinger = RawClient::upgrade(addr, &join_path("r", "session-ping")).expect("join");
     wait_for("the member to join", || {

@@ -622,7 +622,14 @@ pub fn dropped_member_gets_whole_frames_then_close_1008(binary: &Path) {
 pub fn ping_flood_without_reading_is_dropped(binary: &Path) {
     const PINGS_PER_WRITE: usize = 1_000;
     const MAX_WRITES: usize = 400;
-    let args = ["--max-queue-bytes", "16384", "--close-timeout", "200ms"];
+    let args = [
+        "--max-queue-bytes",
+        "16384",
+        "--max-message-bytes",
+        "2048",
+        "--close-timeout",
+        "200ms",
+    ];
     let server = start(binary, &args);
     let addr = server.addr();
     let path = join_path("r", "ana", "session-a");

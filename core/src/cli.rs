@@ -104,9 +104,13 @@ pub struct ServerArgs {
     pub log_level: String,
 }
 
-/// Room a chat line needs in a member's queue beyond its own bytes: the
+/// Room a chat line needs in a member's queue beyond its escaped text: the
 /// JSON around it (names, ids, seq, ts) and the frame header.
 const EVENT_OVERHEAD_BYTES: usize = 1024;
+
+/// Most bytes one byte of a chat line can take in a `message` event: a
+/// control character is written as a six-byte `\u00XX` escape.
+const JSON_ESCAPE_FACTOR: usize = 6;
 
 impl ServerArgs {
     /// Parses the command line of the server binary `name` (which `--help`
@@ -125,10 +129,14 @@ impl ServerArgs {
     ///
     /// # Errors
     ///
-    /// A clap error naming the flags when a chat line of the largest size
-    /// could never fit in a member's queue.
+    /// A clap error naming the flags when the event carrying a chat line of
+    /// the largest size, escaped in the worst way, could not fit in a
+    /// member's queue: one such line would drop every member of its room.
     pub fn check(&self) -> Result<(), clap::Error> {
-        let needed = self.max_message_bytes.saturating_add(EVENT_OVERHEAD_BYTES);
+        let needed = self
+            .max_message_bytes
+            .saturating_mul(JSON_ESCAPE_FACTOR)
+            .saturating_add(EVENT_OVERHEAD_BYTES);
         if self.max_queue_bytes < needed {
             let message = format!(
                 "--max-queue-bytes {} cannot hold a chat line of --max-message-bytes {}: \
@@ -296,5 +304,24 @@ mod tests {
         assert!(parsed.check().is_err());
         let defaults = ServerArgs::try_parse_from(["natter"]).expect("no flags parse");
         assert!(defaults.check().is_ok());
+    }
+
+    #[test]
+    fn the_queue_must_hold_a_line_of_control_characters_escaped() {
+        let with_queue = |queue: &str| {
+            let args = [
+                "natter",
+                "--max-message-bytes",
+                "4096",
+                "--max-queue-bytes",
+                queue,
+            ];
+            ServerArgs::try_parse_from(args).expect("each flag is valid alone")
+        };
+        assert!(
+            with_queue("24576").check().is_err(),
+            "6 x 4096 leaves no room"
+        );
+        assert!(with_queue("25600").check().is_ok());
     }
 }
