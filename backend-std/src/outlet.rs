@@ -5,6 +5,11 @@
 //! member's own writer thread ([`run_writer`]) writes its socket, taking
 //! everything queued at once and sending it with one write, so a slow peer
 //! holds up nobody but itself.
+//!
+//! The HTTP response that answers the upgrade request is the first thing
+//! an outlet takes and the one thing a kick never drops: no frame can be
+//! queued before it, and [`Outlet::discard`] keeps it, so the peer always
+//! reads the 101 before any frame, a close 1008 included.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
@@ -25,13 +30,17 @@ const MAX_GATHER_BYTES: usize = 64 * 1024;
 /// give up on a peer that stopped reading after its close frame.
 pub const WRITE_TICK: Duration = Duration::from_secs(1);
 
-/// One piece of output: a room frame shared by every member's queue, or
-/// bytes owned by this connection (the 101 response, control frames).
+/// One piece of output: the HTTP response, a room frame shared by every
+/// member's queue, or frames owned by this connection (control frames).
 #[derive(Debug, Clone)]
 pub enum Chunk {
+    /// The answer to the upgrade request (101, or a refusal): always the
+    /// first chunk, never discarded, and not counted toward the bound, which
+    /// is for the frames a member's reading speed lets pile up.
+    Response(Vec<u8>),
     /// A complete frame encoded once for the whole room.
     Shared(SharedFrame),
-    /// Bytes only this connection sends.
+    /// Frames only this connection sends.
     Owned(Vec<u8>),
 }
 
@@ -40,9 +49,23 @@ impl Chunk {
     pub fn bytes(&self) -> &[u8] {
         match self {
             Chunk::Shared(frame) => frame.as_bytes(),
-            Chunk::Owned(bytes) => bytes,
+            Chunk::Owned(bytes) | Chunk::Response(bytes) => bytes,
         }
     }
+
+    /// Returns how many of its bytes count toward the queue's bound.
+    fn counted_len(&self) -> usize {
+        match self {
+            Chunk::Response(_) => 0,
+            Chunk::Shared(_) | Chunk::Owned(_) => self.bytes().len(),
+        }
+    }
+}
+
+/// Returns how many bytes of `chunks` count toward the queue's bound, which
+/// is what [`Outlet::written`] must be told once they are written.
+fn counted_bytes(chunks: &[Chunk]) -> usize {
+    chunks.iter().map(Chunk::counted_len).sum()
 }
 
 /// Why a push was not queued.
@@ -50,13 +73,17 @@ impl Chunk {
 pub enum PushError {
     /// The queue would pass its byte bound; the member must be dropped.
     Full,
-    /// The connection's close frame is queued or its writer has stopped.
+    /// The connection takes no frames: its response is not queued yet, its
+    /// close frame is, or its writer has stopped.
     Closed,
 }
 
 /// Where an outlet is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Nothing is queued until the response to the upgrade request is, so
+    /// no frame can reach the peer before it.
+    Handshake,
     /// Frames are accepted.
     Open,
     /// The final chunk (a close frame) is queued; nothing more is accepted.
@@ -82,7 +109,8 @@ pub enum Batch {
 #[derive(Debug)]
 struct State {
     queue: VecDeque<Chunk>,
-    /// Bytes queued plus bytes taken by the writer and not yet written.
+    /// Bytes queued plus bytes taken by the writer and not yet written,
+    /// counting only those the bound applies to.
     bytes: usize,
     phase: Phase,
     /// Whether the writer sleeps on the condition variable; a wake-up is a
@@ -92,9 +120,11 @@ struct State {
 
 /// A bounded, never-blocking queue of output for one connection.
 ///
-/// Producers call [`push_frame`](Outlet::push_frame) (room frames, bounded by
-/// the byte limit) and [`push_control`](Outlet::push_control) (the
-/// connection's own bytes, always accepted until the close frame). The writer
+/// The connection's thread first queues the answer to the upgrade request
+/// with [`upgrade`](Outlet::upgrade) or [`refuse`](Outlet::refuse). After an
+/// upgrade, producers call [`push_frame`](Outlet::push_frame) (room frames,
+/// bounded by the byte limit) and [`push_control`](Outlet::push_control) (the
+/// connection's own frames, bounded too but for the close frame). The writer
 /// loops on [`take_batch`](Outlet::take_batch), writes, then reports with
 /// [`written`](Outlet::written). The reader ends it with
 /// [`finish`](Outlet::finish).
@@ -106,13 +136,14 @@ pub struct Outlet {
 }
 
 impl Outlet {
-    /// Creates an empty outlet that holds at most `limit` bytes of room frames.
+    /// Creates an empty outlet that holds at most `limit` bytes of frames
+    /// and takes none before the response to the upgrade request.
     pub fn new(limit: usize) -> Outlet {
         Outlet {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 bytes: 0,
-                phase: Phase::Open,
+                phase: Phase::Handshake,
                 writer_waiting: false,
             }),
             wake: Condvar::new(),
@@ -128,13 +159,49 @@ impl Outlet {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Queues the 101 response that accepts the upgrade, after which frames
+    /// are taken; it is written before any of them and no kick drops it.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Closed`] when a response was already queued or the
+    /// writer has stopped.
+    pub fn upgrade(&self, response: Vec<u8>) -> Result<(), PushError> {
+        self.answer(response, Phase::Open)
+    }
+
+    /// Queues an HTTP refusal as the connection's last bytes: no frame
+    /// follows it.
+    ///
+    /// # Errors
+    ///
+    /// As for [`upgrade`](Outlet::upgrade).
+    pub fn refuse(&self, response: Vec<u8>) -> Result<(), PushError> {
+        self.answer(response, Phase::Closing)
+    }
+
+    /// Queues the answer to the upgrade request and moves on to `next`.
+    fn answer(&self, response: Vec<u8>, next: Phase) -> Result<(), PushError> {
+        let mut state = self.lock();
+        if state.phase != Phase::Handshake {
+            return Err(PushError::Closed);
+        }
+
+        state.phase = next;
+        if !response.is_empty() {
+            state.queue.push_back(Chunk::Response(response));
+        }
+        self.wake_writer(&mut state);
+        Ok(())
+    }
+
     /// Queues a room frame.
     ///
     /// # Errors
     ///
     /// [`PushError::Full`] when the frame would take the queue past its
-    /// bound (nothing is queued), [`PushError::Closed`] once the connection
-    /// has queued its close frame or stopped.
+    /// bound (nothing is queued), [`PushError::Closed`] before the upgrade
+    /// and once the connection has queued its close frame or stopped.
     pub fn push_frame(&self, frame: SharedFrame) -> Result<(), PushError> {
         if self.push_frame_quietly(frame)? {
             self.notify();
@@ -172,18 +239,18 @@ impl Outlet {
         self.wake.notify_one();
     }
 
-    /// Queues the connection's own bytes; `closes` marks the chunk that
+    /// Queues the connection's own frames; `closes` marks the chunk that
     /// holds its close frame, after which nothing more is queued.
     ///
     /// The close frame is always taken, and so is any chunk when the queue
-    /// is empty (the 101 response); otherwise the byte bound applies, so a
-    /// peer that sends pings but reads nothing cannot grow its queue of
-    /// pongs without limit.
+    /// is empty; otherwise the byte bound applies, so a peer that sends
+    /// pings but reads nothing cannot grow its queue of pongs without limit.
     ///
     /// # Errors
     ///
-    /// [`PushError::Full`] past the bound, [`PushError::Closed`] when a close
-    /// frame was already queued or the writer has stopped.
+    /// [`PushError::Full`] past the bound, [`PushError::Closed`] before the
+    /// upgrade, when a close frame was already queued or when the writer
+    /// has stopped.
     pub fn push_control(&self, bytes: Vec<u8>, closes: bool) -> Result<(), PushError> {
         let mut state = self.lock();
         if state.phase != Phase::Open {
@@ -205,13 +272,18 @@ impl Outlet {
         Ok(())
     }
 
-    /// Drops every queued chunk not yet taken by the writer, so a member
+    /// Drops every queued frame not yet taken by the writer, so a member
     /// being dropped for a full queue gets its close frame next.
+    ///
+    /// A response still queued stays: the peer must read the 101 before
+    /// the close frame, or it sees a frame where it waits for HTTP.
     pub fn discard(&self) {
         let mut state = self.lock();
-        let dropped: usize = state.queue.iter().map(|c| c.bytes().len()).sum();
+        let dropped: usize = state.queue.iter().map(Chunk::counted_len).sum();
         state.bytes = state.bytes.saturating_sub(dropped);
-        state.queue.clear();
+        state
+            .queue
+            .retain(|chunk| matches!(chunk, Chunk::Response(_)));
     }
 
     /// Tells the writer that nothing more will be pushed: it writes what is
@@ -236,7 +308,10 @@ impl Outlet {
     /// Says whether the connection has queued its close frame or finished,
     /// so a stalled writer may give up.
     fn is_closing(&self) -> bool {
-        self.lock().phase != Phase::Open
+        matches!(
+            self.lock().phase,
+            Phase::Closing | Phase::Finished | Phase::Dead
+        )
     }
 
     /// Returns a copy of every chunk queued, without waiting.
@@ -276,7 +351,7 @@ impl Outlet {
 
             state = match state.phase {
                 Phase::Finished | Phase::Dead => return Batch::Done,
-                Phase::Open => {
+                Phase::Handshake | Phase::Open => {
                     state.writer_waiting = true;
                     self.wake.wait(state).unwrap_or_else(|p| p.into_inner())
                 }
@@ -304,7 +379,8 @@ impl Outlet {
         }
     }
 
-    /// Records that `count` bytes taken by the writer are on the wire.
+    /// Records that chunks taken by the writer are on the wire; `count` is
+    /// their [`counted_bytes`].
     pub fn written(&self, count: usize) {
         let mut state = self.lock();
         state.bytes = state.bytes.saturating_sub(count);
@@ -336,8 +412,8 @@ pub fn run_writer(outlet: &Outlet, stream: &TcpStream, close_wait: Duration, met
 
         let total: usize = batch.iter().map(|c| c.bytes().len()).sum();
         let result = write_batch(outlet, stream, &batch, close_wait);
+        outlet.written(counted_bytes(&batch));
         batch.clear();
-        outlet.written(total);
 
         if let Err(e) = result {
             log::debug!("write failed: {e}");
@@ -425,9 +501,71 @@ mod tests {
         SharedFrame::text(&vec![b'x'; len - 2])
     }
 
+    /// Returns an outlet of bound `limit` past its upgrade, with nothing
+    /// queued.
+    fn opened(limit: usize) -> Outlet {
+        let outlet = Outlet::new(limit);
+        assert_eq!(outlet.upgrade(Vec::new()), Ok(()));
+        outlet
+    }
+
+    /// Takes everything queued, as the writer would, and returns its bytes.
+    fn take_all(outlet: &Outlet) -> Vec<Vec<u8>> {
+        let mut batch = Vec::new();
+        outlet.take_batch(&mut batch, Duration::ZERO);
+        batch.iter().map(|chunk| chunk.bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn nothing_is_queued_before_the_response() {
+        let outlet = Outlet::new(100);
+        assert_eq!(outlet.push_frame(frame(3)), Err(PushError::Closed));
+        assert_eq!(
+            outlet.push_control(b"pong".to_vec(), false),
+            Err(PushError::Closed)
+        );
+
+        assert_eq!(outlet.upgrade(b"101".to_vec()), Ok(()));
+        assert_eq!(outlet.upgrade(b"101".to_vec()), Err(PushError::Closed));
+        assert_eq!(outlet.push_frame(frame(3)), Ok(()));
+        assert_eq!(
+            take_all(&outlet),
+            [b"101".to_vec(), frame(3).as_bytes().to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_kick_keeps_the_response_ahead_of_the_close_frame() {
+        let outlet = Outlet::new(10);
+        outlet.upgrade(b"HTTP/1.1 101".to_vec()).unwrap();
+        outlet.push_frame(frame(10)).unwrap();
+        assert_eq!(outlet.push_frame(frame(3)), Err(PushError::Full));
+
+        outlet.discard();
+        outlet.push_control(b"close".to_vec(), true).unwrap();
+        assert_eq!(outlet.queued_bytes(), 5);
+        assert_eq!(
+            take_all(&outlet),
+            [b"HTTP/1.1 101".to_vec(), b"close".to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_the_last_chunk() {
+        let outlet = Outlet::new(10);
+        outlet.refuse(b"HTTP/1.1 409".to_vec()).unwrap();
+        assert_eq!(outlet.push_frame(frame(3)), Err(PushError::Closed));
+        assert_eq!(outlet.upgrade(b"101".to_vec()), Err(PushError::Closed));
+
+        outlet.finish();
+        assert_eq!(take_all(&outlet), [b"HTTP/1.1 409".to_vec()]);
+        let mut batch = Vec::new();
+        assert_eq!(outlet.take_batch(&mut batch, Duration::ZERO), Batch::Done);
+    }
+
     #[test]
     fn frames_past_the_bound_are_refused_whole() {
-        let outlet = Outlet::new(10);
+        let outlet = opened(10);
         assert_eq!(outlet.push_frame(frame(6)), Ok(()));
         assert_eq!(outlet.push_frame(frame(5)), Err(PushError::Full));
         assert_eq!(outlet.push_frame(frame(4)), Ok(()));
@@ -436,7 +574,7 @@ mod tests {
 
     #[test]
     fn control_bytes_are_bounded_but_the_close_frame_is_not() {
-        let outlet = Outlet::new(10);
+        let outlet = opened(10);
         assert_eq!(outlet.push_control(vec![0; 50], false), Ok(()));
         assert_eq!(outlet.push_control(vec![0; 1], false), Err(PushError::Full));
         assert_eq!(outlet.push_control(vec![0; 4], true), Ok(()));
@@ -445,7 +583,7 @@ mod tests {
 
     #[test]
     fn nothing_is_queued_after_the_close_frame() {
-        let outlet = Outlet::new(100);
+        let outlet = opened(100);
         assert_eq!(outlet.push_control(b"close".to_vec(), true), Ok(()));
         assert_eq!(outlet.push_frame(frame(2)), Err(PushError::Closed));
         assert_eq!(
@@ -461,7 +599,7 @@ mod tests {
 
     #[test]
     fn bytes_count_until_written() {
-        let outlet = Outlet::new(10);
+        let outlet = opened(10);
         outlet.push_frame(frame(8)).unwrap();
         let mut batch = Vec::new();
         assert_eq!(outlet.take_batch(&mut batch, Duration::ZERO), Batch::Ready);
@@ -472,7 +610,7 @@ mod tests {
 
     #[test]
     fn discard_leaves_room_for_the_close_frame() {
-        let outlet = Outlet::new(10);
+        let outlet = opened(10);
         outlet.push_frame(frame(10)).unwrap();
         outlet.discard();
         assert_eq!(outlet.queued_bytes(), 0);
@@ -486,7 +624,7 @@ mod tests {
 
     #[test]
     fn writer_gives_up_on_a_reader_that_never_finishes_closing() {
-        let outlet = Outlet::new(100);
+        let outlet = opened(100);
         outlet.push_control(b"close".to_vec(), true).unwrap();
         let mut batch = Vec::new();
         assert_eq!(outlet.take_batch(&mut batch, Duration::ZERO), Batch::Ready);
@@ -502,7 +640,7 @@ mod tests {
 
     #[test]
     fn finish_ends_the_writer_after_the_queue() {
-        let outlet = Outlet::new(100);
+        let outlet = opened(100);
         outlet.push_frame(frame(3)).unwrap();
         outlet.finish();
         let mut batch = Vec::new();
@@ -513,7 +651,7 @@ mod tests {
 
     #[test]
     fn writer_wakes_for_a_push_from_another_thread() {
-        let outlet = Arc::new(Outlet::new(100));
+        let outlet = Arc::new(opened(100));
         let pusher = Arc::clone(&outlet);
         let handle = std::thread::spawn(move || {
             pusher.push_frame(frame(2)).unwrap();
@@ -536,7 +674,7 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
 
-        let outlet = Arc::new(Outlet::new(64 << 20));
+        let outlet = Arc::new(opened(64 << 20));
         let mut expected = Vec::new();
         for round in 0..300usize {
             let len = if round % 9 == 4 {

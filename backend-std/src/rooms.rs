@@ -108,7 +108,8 @@ impl Rooms {
             welcome,
             announce,
         } = joined;
-        let _ = peer.outlet.push_control(response, false);
+        // The 101 goes first whatever follows: a kick keeps it queued.
+        let _ = peer.outlet.upgrade(response);
         if peer.outlet.push_frame(welcome).is_err() {
             // Only a room too large for one welcome in the queue bound gets here.
             drop_member(&mut room, id, &self.metrics);
@@ -303,6 +304,34 @@ mod tests {
         assert_eq!(bo_seen[0], "101");
         assert!(bo_seen[1].contains("\"welcome\""));
         assert_eq!(bo_seen.len(), 2);
+    }
+
+    #[test]
+    fn member_dropped_before_its_writer_runs_still_gets_the_101_first() {
+        let rooms = rooms();
+        let code = RoomCode::parse("r").unwrap();
+        let (slow, _a) = peer("session-a", 600);
+        let (sender, _b) = peer("session-b", 1 << 20);
+        rooms
+            .join(&code, member("session-a"), &slow, b"101".to_vec())
+            .unwrap();
+        let (room, sender_id) = rooms
+            .join(&code, member("session-b"), &sender, b"101".to_vec())
+            .unwrap();
+
+        // No writer drains the slow member's queue: its 101 is still queued
+        // when the room drops it.
+        let mut wakes = Wakes::default();
+        for _ in 0..10 {
+            rooms.handle_text(&room, sender_id, &"x".repeat(100), &mut wakes);
+        }
+        wakes.wake_all();
+
+        let slow_seen = slow.outlet.snapshot();
+        assert_eq!(slow_seen.len(), 2, "{slow_seen:?}");
+        assert_eq!(slow_seen[0], b"101");
+        assert_eq!(slow_seen[1][0], 0x88);
+        assert_eq!(&slow_seen[1][2..4], &1008u16.to_be_bytes());
     }
 
     #[test]

@@ -313,7 +313,7 @@ fn run_member(
         let refusal = Refusal::duplicate_session();
         log::debug!("{addr}: refused: {refusal}");
         server.metrics().refused(refusal.status());
-        let _ = peer.outlet.push_control(refusal.to_bytes(), true);
+        let _ = peer.outlet.refuse(refusal.to_bytes());
         end_writer(&peer, writer);
         linger_close(&peer.stream);
         return;
