@@ -30,14 +30,18 @@ const MAX_GATHER_BYTES: usize = 64 * 1024;
 /// give up on a peer that stopped reading after its close frame.
 pub const WRITE_TICK: Duration = Duration::from_secs(1);
 
-/// One piece of output: the HTTP response, a room frame shared by every
-/// member's queue, or frames owned by this connection (control frames).
+/// One piece of output: the HTTP response, the joiner's welcome, a room
+/// frame shared by every member's queue, or frames owned by this connection
+/// (control frames).
 #[derive(Debug, Clone)]
 pub enum Chunk {
     /// The answer to the upgrade request (101, or a refusal): always the
     /// first chunk, never discarded, and not counted toward the bound, which
     /// is for the frames a member's reading speed lets pile up.
     Response(Vec<u8>),
+    /// The joiner's welcome: its roster grows with the room, not with how
+    /// slowly the member reads, so it is not counted toward the bound either.
+    Welcome(SharedFrame),
     /// A complete frame encoded once for the whole room.
     Shared(SharedFrame),
     /// Frames only this connection sends.
@@ -48,7 +52,7 @@ impl Chunk {
     /// Returns the bytes to write.
     pub fn bytes(&self) -> &[u8] {
         match self {
-            Chunk::Shared(frame) => frame.as_bytes(),
+            Chunk::Shared(frame) | Chunk::Welcome(frame) => frame.as_bytes(),
             Chunk::Owned(bytes) | Chunk::Response(bytes) => bytes,
         }
     }
@@ -56,7 +60,7 @@ impl Chunk {
     /// Returns how many of its bytes count toward the queue's bound.
     fn counted_len(&self) -> usize {
         match self {
-            Chunk::Response(_) => 0,
+            Chunk::Response(_) | Chunk::Welcome(_) => 0,
             Chunk::Shared(_) | Chunk::Owned(_) => self.bytes().len(),
         }
     }
@@ -122,7 +126,9 @@ struct State {
 ///
 /// The connection's thread first queues the answer to the upgrade request
 /// with [`upgrade`](Outlet::upgrade) or [`refuse`](Outlet::refuse). After an
-/// upgrade, producers call [`push_frame`](Outlet::push_frame) (room frames,
+/// upgrade, the room queues the joiner's welcome with
+/// [`push_welcome`](Outlet::push_welcome) (never refused for its size), then
+/// producers call [`push_frame`](Outlet::push_frame) (room frames,
 /// bounded by the byte limit) and [`push_control`](Outlet::push_control) (the
 /// connection's own frames, bounded too but for the close frame). The writer
 /// loops on [`take_batch`](Outlet::take_batch), writes, then reports with
@@ -191,6 +197,26 @@ impl Outlet {
         if !response.is_empty() {
             state.queue.push_back(Chunk::Response(response));
         }
+        self.wake_writer(&mut state);
+        Ok(())
+    }
+
+    /// Queues the joiner's welcome, however large: the roster of a big room
+    /// may pass the bound by itself, and refusing it would lock every new
+    /// joiner out. It does not count toward the bound, which applies in
+    /// full to every frame after it.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Closed`] before the upgrade and once the connection has
+    /// queued its close frame or stopped.
+    pub fn push_welcome(&self, frame: SharedFrame) -> Result<(), PushError> {
+        let mut state = self.lock();
+        if state.phase != Phase::Open {
+            return Err(PushError::Closed);
+        }
+
+        state.queue.push_back(Chunk::Welcome(frame));
         self.wake_writer(&mut state);
         Ok(())
     }
@@ -516,6 +542,7 @@ mod tests {
         batch.iter().map(|chunk| chunk.bytes().to_vec()).collect()
     }
 
+    /// No frame can be queued ahead of the 101, which then goes first.
     #[test]
     fn nothing_is_queued_before_the_response() {
         let outlet = Outlet::new(100);
@@ -534,6 +561,7 @@ mod tests {
         );
     }
 
+    /// A kick drops the frames but not the 101 still queued before them.
     #[test]
     fn a_kick_keeps_the_response_ahead_of_the_close_frame() {
         let outlet = Outlet::new(10);
@@ -550,6 +578,25 @@ mod tests {
         );
     }
 
+    /// The welcome goes out whatever its size and the bound applies to what follows.
+    #[test]
+    fn a_welcome_over_the_bound_is_queued_and_not_counted() {
+        let outlet = opened(10);
+        let welcome = frame(50);
+        assert_eq!(outlet.push_welcome(welcome.clone()), Ok(()));
+        assert_eq!(outlet.queued_bytes(), 0);
+        assert_eq!(outlet.push_frame(frame(10)), Ok(()));
+        assert_eq!(outlet.push_frame(frame(2)), Err(PushError::Full));
+
+        let mut batch = Vec::new();
+        outlet.take_batch(&mut batch, Duration::ZERO);
+        assert_eq!(batch[0].bytes(), welcome.as_bytes());
+        outlet.written(counted_bytes(&batch));
+        assert_eq!(outlet.queued_bytes(), 0);
+        assert_eq!(outlet.push_frame(frame(10)), Ok(()));
+    }
+
+    /// A refused upgrade sends its HTTP answer and nothing after it.
     #[test]
     fn a_refusal_is_the_last_chunk() {
         let outlet = Outlet::new(10);

@@ -108,12 +108,10 @@ impl Rooms {
             welcome,
             announce,
         } = joined;
-        // The 101 goes first whatever follows: a kick keeps it queued.
+        // The 101 goes first whatever follows: a kick keeps it queued. The
+        // welcome is taken whatever its size, outside the queue's bound.
         let _ = peer.outlet.upgrade(response);
-        if peer.outlet.push_frame(welcome).is_err() {
-            // Only a room too large for one welcome in the queue bound gets here.
-            drop_member(&mut room, id, &self.metrics);
-        }
+        let _ = peer.outlet.push_welcome(welcome);
         let mut wakes = Wakes::default();
         deliver(&mut room, &announce, Some(id), &self.metrics, &mut wakes);
         drop(room);
@@ -306,6 +304,7 @@ mod tests {
         assert_eq!(bo_seen.len(), 2);
     }
 
+    /// A joiner kicked before its writer took the 101 still reads it before close 1008.
     #[test]
     fn member_dropped_before_its_writer_runs_still_gets_the_101_first() {
         let rooms = rooms();
@@ -332,6 +331,43 @@ mod tests {
         assert_eq!(slow_seen[0], b"101");
         assert_eq!(slow_seen[1][0], 0x88);
         assert_eq!(&slow_seen[1][2..4], &1008u16.to_be_bytes());
+    }
+
+    /// A roster larger than the joiner's bound does not kick it; later frames count.
+    #[test]
+    fn joiner_whose_welcome_passes_its_bound_stays_and_the_bound_still_applies() {
+        let rooms = rooms();
+        let code = RoomCode::parse("r").unwrap();
+        let mut others = Vec::new();
+        for index in 0..10 {
+            let session = format!("session-{index}");
+            let (other, far) = peer(&session, 1 << 20);
+            let (_, id) = rooms
+                .join(&code, member(&session), &other, Vec::new())
+                .unwrap();
+            others.push((id, other, far));
+        }
+        let (joiner, _far) = peer("session-joiner", 300);
+        let (room, joiner_id) = rooms
+            .join(&code, member("session-joiner"), &joiner, b"101".to_vec())
+            .unwrap();
+
+        let seen = payloads(&joiner);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0], "101");
+        assert!(seen[1].len() > 300 && seen[1].contains("\"welcome\""));
+        assert_eq!(lock(&room).len(), 11);
+
+        // The frames after the welcome count in full: one line of about 200
+        // bytes fits in the bound of 300, a second passes it.
+        let sender_id = others[0].0;
+        let mut wakes = Wakes::default();
+        rooms.handle_text(&room, sender_id, &"x".repeat(100), &mut wakes);
+        assert_eq!(lock(&room).len(), 11);
+        rooms.handle_text(&room, sender_id, &"x".repeat(100), &mut wakes);
+        wakes.wake_all();
+        assert_eq!(lock(&room).len(), 10);
+        assert!(!rooms.leave(&code, &room, joiner_id));
     }
 
     #[test]

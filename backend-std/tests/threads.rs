@@ -2,38 +2,16 @@
 //! threads a member costs come back, and a peer that stops reading cannot
 //! keep its threads once it has been closed.
 
+mod support;
+
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use natter_conformance::server::ServerProcess;
-use natter_conformance::testclient::{http_request, masked_frame, RawClient, TestClient};
+use natter_conformance::testclient::{masked_frame, RawClient, TestClient};
 
-/// Longest any wait for the server lasts.
-const STEP: Duration = Duration::from_secs(10);
-
-fn start(args: &[&str]) -> ServerProcess {
-    let binary = Path::new(env!("CARGO_BIN_EXE_natter-std"));
-    match ServerProcess::start(binary, args) {
-        Ok(server) => server,
-        Err(e) => panic!("server did not start: {e}"),
-    }
-}
-
-fn join_path(room: &str, session: &str) -> String {
-    format!("/joinRoom?user_name=u&room_code={room}&session_id={session}")
-}
-
-/// Polls `condition` until it holds, panicking after [`STEP`].
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + STEP;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
+use support::{join_path, metric, start, wait_for, STEP};
 
 /// Returns the server's thread count from /proc.
 fn threads(server: &ServerProcess) -> usize {
@@ -44,18 +22,6 @@ fn threads(server: &ServerProcess) -> usize {
         .find_map(|line| line.strip_prefix("Threads:"))
         .and_then(|count| count.trim().parse().ok())
         .expect("Threads line")
-}
-
-/// Returns one gauge or counter from `/metrics`.
-fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let response =
-        http_request(addr, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").expect("metrics");
-    let body = String::from_utf8_lossy(&response.body).into_owned();
-    body.lines()
-        .filter_map(|line| line.rsplit_once(' '))
-        .find(|(sample, _)| *sample == name)
-        .and_then(|(_, value)| value.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// Joins without ever reading a byte or answering anything afterwards.
