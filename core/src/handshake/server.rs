@@ -127,7 +127,7 @@ enum State {
 /// (400), upgrade (426), version (426), key (400), origin (403), and for
 /// `/joinRoom` the query (400). A head that httparse cannot read is a 400
 /// before any of these; one over the size limit is a 431 as soon as that is
-/// certain, and so is one with more than 64 header fields.
+/// certain. Within the size limit, any number of header fields is read.
 ///
 /// # Origin
 ///
@@ -218,21 +218,38 @@ impl Policy {
     /// Parses a complete head and decides what it asks for.
     fn decide(&self, head: &[u8]) -> Request {
         let mut headers = [httparse::EMPTY_HEADER; super::MAX_HEADERS];
-        let mut parsed = httparse::Request::new(&mut headers);
+        if let Some(request) = self.decide_with(head, &mut headers) {
+            return request;
+        }
+
+        // More fields than usual: room for as many as a head of this size
+        // can hold, each at least three bytes ("a:" and a line end). The
+        // head is already within the size limit, so this is bounded too.
+        let mut headers = vec![httparse::EMPTY_HEADER; head.len() / 3 + 1];
+        self.decide_with(head, &mut headers)
+            .unwrap_or_else(|| refuse(RefusalKind::MalformedRequest, "malformed request head"))
+    }
+
+    /// Parses `head` into `headers` and decides what it asks for; `None`
+    /// when it has more header fields than `headers` holds.
+    fn decide_with<'h>(
+        &self,
+        head: &'h [u8],
+        headers: &mut [httparse::Header<'h>],
+    ) -> Option<Request> {
+        let mut parsed = httparse::Request::new(headers);
         match parsed.parse(head) {
             Ok(httparse::Status::Complete(_)) => {}
             Ok(httparse::Status::Partial) => {
-                return refuse(RefusalKind::MalformedRequest, "malformed request head");
-            }
-            Err(httparse::Error::TooManyHeaders) => {
-                let reason = format!("more than {} header fields", super::MAX_HEADERS);
-                return refuse(RefusalKind::HeadTooLarge, reason);
-            }
-            Err(error) => {
-                return refuse(
+                return Some(refuse(
                     RefusalKind::MalformedRequest,
-                    format!("malformed request: {error}"),
-                );
+                    "malformed request head",
+                ));
+            }
+            Err(httparse::Error::TooManyHeaders) => return None,
+            Err(error) => {
+                let reason = format!("malformed request: {error}");
+                return Some(refuse(RefusalKind::MalformedRequest, reason));
             }
         }
 
@@ -243,7 +260,7 @@ impl Policy {
             headers: parsed.headers,
         };
         match self.check(&head) {
-            Ok(request) | Err(request) => request,
+            Ok(request) | Err(request) => Some(request),
         }
     }
 
@@ -271,9 +288,8 @@ impl Policy {
         };
 
         // RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host.
-        if head.minor_version >= 1 && !matches!(single_header(head.headers, "host"), Ok(Some(_))) {
-            let reason = "request needs exactly one host header";
-            return Err(refuse(RefusalKind::MalformedRequest, reason));
+        if head.minor_version >= 1 {
+            check_host(head.headers)?;
         }
 
         // A body would be read as WebSocket frames after an upgrade, and a
@@ -340,21 +356,38 @@ impl Policy {
         }
 
         let origins: Vec<&[u8]> = header_values(headers, "origin").collect();
-        let Some(origin) = origins.first() else {
+        let origin = match origins.as_slice() {
             // No Origin: not a browser; see the type's documentation.
-            return Ok(());
+            [] => return Ok(()),
+            [origin] => origin.trim_ascii(),
+            _ => {
+                let reason = "request has more than one origin header";
+                return Err(refuse(RefusalKind::OriginNotAllowed, reason));
+            }
         };
-        let origin = origin.trim_ascii();
         let allowed = self
             .allowed_origins
             .iter()
             .any(|allowed| allowed.trim().as_bytes().eq_ignore_ascii_case(origin));
-        if origins.len() > 1 || !allowed {
+        if !allowed {
             let reason = format!("origin {} is not allowed", String::from_utf8_lossy(origin));
             return Err(refuse(RefusalKind::OriginNotAllowed, reason));
         }
         Ok(())
     }
+}
+
+/// Checks that there is exactly one `Host` header and that it is text,
+/// naming what is wrong otherwise.
+fn check_host(headers: &[httparse::Header<'_>]) -> Result<(), Request> {
+    let hosts: Vec<&[u8]> = header_values(headers, "host").collect();
+    let reason = match hosts.as_slice() {
+        [] => "request needs a host header",
+        [host] if std::str::from_utf8(host).is_err() => "host header is not valid UTF-8",
+        [_] => return Ok(()),
+        _ => "request has more than one host header",
+    };
+    Err(refuse(RefusalKind::MalformedRequest, reason))
 }
 
 /// The parts of a parsed head the checks read.
@@ -677,11 +710,32 @@ mod tests {
         };
         assert_eq!(status(&config, Some("https://evil.example")), 403);
         assert_eq!(status(&config, Some("HTTPS://Chat.Example")), 101);
+
+        let two = [
+            "Origin: https://chat.example",
+            "Origin: https://evil.example",
+        ];
+        let refused = refusal(decide_with(&config, upgrade_head(JOIN, &two, &[]).as_bytes()).0);
+        assert_eq!(refused.status(), 403);
+        assert!(
+            refused.to_string().contains("more than one origin"),
+            "{refused}"
+        );
         assert_eq!(status(&config, None), 101);
         assert_eq!(
             status(&ServerConfig::default(), Some("https://evil.example")),
             101
         );
+    }
+
+    #[test]
+    fn host_refusals_say_what_is_wrong() {
+        let reason = |text: &[u8]| refusal(decide_with(&config(), text).0).to_string();
+        let healthz = |hosts: &[u8]| [b"GET /healthz HTTP/1.1\r\n", hosts, b"\r\n"].concat();
+
+        assert!(reason(&healthz(b"")).contains("needs a host"));
+        assert!(reason(&healthz(b"Host: a\r\nHost: b\r\n")).contains("more than one host"));
+        assert!(reason(&healthz(b"Host: \xff\xfe\r\n")).contains("not valid UTF-8"));
     }
 
     #[test]
@@ -847,10 +901,18 @@ mod tests {
     }
 
     #[test]
-    fn too_many_header_fields_are_431() {
-        let lines: Vec<String> = (0..70).map(|i| format!("X-{i}: y")).collect();
-        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-        assert_eq!(refusal(decide(&head(JOIN, &lines))).status(), 431);
+    fn any_number_of_header_fields_within_the_size_limit_is_read() {
+        let lines: Vec<String> = (0..900).map(|i| format!("X{i}:")).collect();
+        let mut lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let request = decide(&upgrade_head(JOIN, &lines, &[]));
+        assert!(matches!(request, Request::Join { .. }), "{request:?}");
+
+        // The fields that matter are found among the many.
+        lines.push("Sec-WebSocket-Version: 12");
+        assert_eq!(
+            refusal(decide(&upgrade_head(JOIN, &lines, &[]))).status(),
+            426
+        );
     }
 
     #[test]
