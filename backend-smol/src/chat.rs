@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 use async_channel::{Receiver, Sender};
 use futures_lite::Stream;
 use natter_core::close::CloseCode;
-use natter_core::connection::{
-    CloseCause, CloseInfo, Connection, ConnectionConfig, Event, Message, Role,
-};
+use natter_core::connection::{CloseInfo, Connection, ConnectionConfig, Event, Message, Role};
 use natter_core::handshake::{JoinParams, Upgrade};
 use natter_core::room::{Member, MemberId};
 use smol::{Async, Timer};
@@ -134,9 +132,10 @@ impl MemberTask {
         let info = poll_fn(|cx| self.poll_open(cx, shutdown.as_mut())).await;
         let _ = self.room.try_send(RoomCommand::Leave { id: self.id });
 
-        if peer_reads(&info.cause) {
+        if session::peer_reads(&info.cause) {
             let mut expired = Timer::after(self.server.config.close_timeout);
             poll_fn(|cx| self.poll_last_frames(cx, &mut expired)).await;
+            session::drain_before_close(&self.stream).await;
         }
         let code = info
             .code
@@ -240,16 +239,5 @@ impl MemberTask {
             let closes = !self.conn.can_send_data();
             self.writer.outlet().push_control(out, closes);
         }
-    }
-}
-
-/// Tells whether the peer still reads after the connection finished: it
-/// answered or started the closing handshake, or broke the protocol and
-/// should learn the code. Otherwise nobody reads the last frames.
-fn peer_reads(cause: &CloseCause) -> bool {
-    match cause {
-        CloseCause::ClosedByPeer | CloseCause::Violation(_) => true,
-        CloseCause::ClosedByUs { acknowledged } => *acknowledged,
-        CloseCause::TimedOut | CloseCause::ConnectionLost => false,
     }
 }

@@ -63,6 +63,9 @@ pub async fn run(
     };
     let mut shutdown = pin!(server.shutdown_signal());
     let info = poll_fn(|cx| echo.poll(cx, shutdown.as_mut())).await;
+    if session::peer_reads(&info.cause) {
+        session::drain_before_close(&echo.stream).await;
+    }
     log::debug!(
         "echo peer {peer} left: close {:?} {:?} ({:?})",
         info.code,

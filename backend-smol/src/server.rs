@@ -126,7 +126,12 @@ pub async fn serve(
 
     // Tell every connection, then wait for the last one to end.
     let open = server.connections.load(Ordering::Acquire);
-    log::info!("closing {open} connections (grace {grace:?})");
+    let noun = if open == 1 {
+        "connection"
+    } else {
+        "connections"
+    };
+    log::info!("closing {open} {noun} (grace {grace:?})");
     shutdown_tx.close();
     drop(server);
     let all_ended = async {

@@ -1,17 +1,18 @@
 //! One accepted connection: the upgrade handshake, then routing to a chat
 //! member, the echo endpoint, or a plain HTTP answer.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_net::TcpStream;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use natter_core::connection::CloseCause;
 use natter_core::handshake::{
     health_response, ok_response, Progress, Refusal, Request, ServerHandshake, METRICS_CONTENT_TYPE,
 };
-use smol::Timer;
+use smol::{Async, Timer};
 
 use crate::server::{ConnectionGuard, Server};
 use crate::{chat, echo};
@@ -20,12 +21,14 @@ use crate::{chat, echo};
 /// handshake ends.
 const READ_CHUNK: usize = 4096;
 
-/// Longest a refused peer gets to stop sending after its answer, so that
-/// closing the socket does not reset the answer away.
+/// Longest a peer gets to stop sending once our last bytes (a refusal, a
+/// close frame) are out, so that closing the socket does not reset them
+/// away.
 const LINGER: Duration = Duration::from_secs(1);
 
-/// Most bytes read and discarded while lingering.
-const LINGER_BYTES: usize = 64 * 1024;
+/// Most bytes read and discarded while lingering: enough for the rest of
+/// a message that was refused for its size while it was being sent.
+const LINGER_BYTES: usize = 1024 * 1024;
 
 /// Serves one accepted connection, counted under the limit by `guard`, to
 /// its end.
@@ -173,13 +176,22 @@ async fn answer(server: &Server, mut stream: TcpStream, response: &[u8]) {
     if !written.or(expired).await {
         return;
     }
-    let _ = stream.shutdown(Shutdown::Write);
+    drain_before_close(&stream.into()).await;
+}
+
+/// Ends our side of a connection whose last bytes are written: shuts our
+/// sending half, then reads and drops whatever the peer still sends until
+/// it closes, [`LINGER`] passes or [`LINGER_BYTES`] are read. Closing with
+/// unread input would send a reset, which can destroy our last bytes (a
+/// response, a close frame) before the peer reads them.
+pub async fn drain_before_close(stream: &Arc<Async<std::net::TcpStream>>) {
+    let _ = stream.get_ref().shutdown(Shutdown::Write);
 
     let drain = async {
         let mut buf = vec![0u8; READ_CHUNK];
         let mut total = 0;
         while total < LINGER_BYTES {
-            match stream.read(&mut buf).await {
+            match (&**stream).read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => total += n,
             }
@@ -200,4 +212,15 @@ pub async fn write_all(server: &Server, stream: &mut TcpStream, bytes: &[u8]) ->
     stream.write_all(bytes).await?;
     server.metrics.bytes_sent(bytes.len());
     stream.flush().await
+}
+
+/// Tells whether the peer still reads after the connection finished: it
+/// answered or started the closing handshake, or broke the protocol and
+/// should learn the code. Otherwise nobody reads the last frames.
+pub fn peer_reads(cause: &CloseCause) -> bool {
+    match cause {
+        CloseCause::ClosedByPeer | CloseCause::Violation(_) => true,
+        CloseCause::ClosedByUs { acknowledged } => *acknowledged,
+        CloseCause::TimedOut | CloseCause::ConnectionLost => false,
+    }
 }

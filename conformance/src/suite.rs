@@ -62,6 +62,7 @@ macro_rules! server_suite {
             shutdown_gives_up_on_silent_members_after_the_grace,
             echo_returns_messages_of_every_size_whole,
             echo_over_its_limit_closes_with_1009,
+            close_for_an_oversized_message_ends_without_a_reset,
             binary_chat_message_closes_with_1003,
             oversized_chat_line_closes_with_1009,
             ping_is_answered_with_the_same_payload,
@@ -1043,6 +1044,33 @@ pub fn echo_over_its_limit_closes_with_1009(binary: &Path) {
 
     client.send_binary(&[7; 1001]).expect("send");
     assert_eq!(expect_close_code(&mut client), Some(1009));
+}
+
+/// When the server closes with 1009 while the peer is still sending the
+/// oversized message, it reads and drops the rest instead of resetting the
+/// connection, so the peer gets the close frame and then a clean end.
+pub fn close_for_an_oversized_message_ends_without_a_reset(binary: &Path) {
+    let server = start(binary, &["--echo", "--max-echo-bytes", "1000"]);
+    let mut client = RawClient::upgrade(server.addr(), "/echo").expect("echo upgrade");
+
+    // A binary frame declaring 1 MiB, of which 200 KiB is sent.
+    let mut bytes = vec![0x82, 0x80 | 127];
+    bytes.extend_from_slice(&(1u64 << 20).to_be_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.resize(bytes.len() + 200 * 1024, b'z');
+    client.write(&bytes).expect("send");
+
+    let close = client
+        .read_frame(STEP)
+        .expect("the close frame")
+        .expect("a frame");
+    assert_eq!(close.opcode, 0x8);
+    assert_eq!(close.payload.get(..2), Some(&1009u16.to_be_bytes()[..]));
+    match client.read_frame(STEP) {
+        Ok(None) => {}
+        Ok(Some(frame)) => panic!("a frame after the close: opcode {}", frame.opcode),
+        Err(e) => panic!("the stream did not end cleanly: {e}"),
+    }
 }
 
 /// A binary message in a chat room closes the connection with 1003.
