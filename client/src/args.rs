@@ -15,7 +15,8 @@ pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:8080";
     about = "Terminal client for natter chat rooms"
 )]
 pub struct Args {
-    /// The server's WebSocket URL, ws:// or wss://.
+    /// The server's WebSocket URL, ws:// or wss://; a path is the prefix the
+    /// server is mounted under (ws://host/chat joins at /chat/joinRoom).
     #[arg(long, value_name = "URL", default_value = DEFAULT_SERVER)]
     pub server: String,
 

@@ -2,7 +2,8 @@
 //!
 //! `natter [--server URL] [--name NAME] [--room CODE] [--ca-file PATH]`
 //! joins a room on a natter server (default `ws://127.0.0.1:8080`; `wss://`
-//! uses TLS, trusting the public roots and the `--ca-file` ones). With a
+//! uses TLS, trusting the public roots and the `--ca-file` ones; a path in
+//! the URL is a prefix, see [`server_url`]). With a
 //! terminal on both stdin and stdout it runs full screen; otherwise it runs
 //! in line mode (see [`line`]) for scripts. Logs go to stderr, only when
 //! `RUST_LOG` is set.
@@ -15,6 +16,7 @@ mod line;
 mod net;
 mod render;
 mod sanitize;
+mod server_url;
 mod state;
 mod tui;
 
@@ -24,11 +26,11 @@ use std::sync::Mutex;
 
 use clap::Parser;
 use natter_core::config::ServerConfig;
-use natter_core::handshake::WsUrl;
 use natter_core::names::InvalidName;
 
 use crate::args::Args;
 use crate::net::NetConfig;
+use crate::server_url::ServerUrl;
 use crate::state::ClientState;
 
 /// Exit code for bad flags or missing input.
@@ -52,7 +54,7 @@ fn main() -> ExitCode {
         }
     }
 
-    let url = match WsUrl::parse(args.server.trim()) {
+    let url = match ServerUrl::parse(args.server.trim()) {
         Ok(url) => url,
         Err(e) => return usage(&format!("bad --server {:?}: {e}", args.server)),
     };
@@ -66,7 +68,7 @@ fn main() -> ExitCode {
     };
     let extra_roots = match &args.ca_file {
         None => Vec::new(),
-        Some(_) if !url.is_secure() => {
+        Some(_) if !url.ws_url().is_secure() => {
             return usage("--ca-file applies only to a wss:// server");
         }
         Some(path) => match net::read_ca_file(path) {

@@ -21,13 +21,14 @@ use natter_core::config::RateLimit;
 use natter_core::connection::{
     CloseCause, CloseInfo, Connection, ConnectionConfig, Event, Message, Role,
 };
-use natter_core::handshake::{join_path, ClientHandshake, ClientHandshakeError, WsUrl};
+use natter_core::handshake::{ClientHandshake, ClientHandshakeError, WsUrl};
 use natter_core::names::{RoomCode, SessionId, UserName};
 use natter_core::rate::TokenBucket;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::CertificateDer;
 
 use crate::event::ServerEvent;
+use crate::server_url::ServerUrl;
 
 /// How long a read waits before the thread looks at its commands again.
 const READ_TICK: Duration = Duration::from_millis(25);
@@ -61,8 +62,8 @@ const PENDING_LIMIT: usize = 1_000;
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
-    /// The server.
-    pub url: WsUrl,
+    /// The server, and the path prefix it is mounted under.
+    pub url: ServerUrl,
     /// Our display name.
     pub name: UserName,
     /// The room to join.
@@ -366,24 +367,25 @@ impl<E> Worker<E> {
             reason,
             joined: false,
         };
-        let tls = match self.config.url.is_secure() {
+        let url = self.config.url.ws_url().clone();
+        let tls = match url.is_secure() {
             true => match self.tls_config() {
                 Ok(tls) => Some(tls),
                 Err(e) => return lost(format!("cannot set up TLS: {e}")),
             },
             false => None,
         };
-        let mut stream = match Stream::open(&self.config.url, tls) {
+        let mut stream = match Stream::open(&url, tls) {
             Ok(stream) => stream,
             Err(e) => return lost(format!("cannot connect to {}: {e}", self.config.url)),
         };
 
-        let path = join_path(
+        let target = self.config.url.join_target(
             self.config.name.as_str(),
             self.config.room.as_str(),
             self.config.session_id.as_str(),
         );
-        let leftover = match upgrade(&mut stream, &self.config.url, &path) {
+        let leftover = match upgrade(&mut stream, &url, &target) {
             Ok(leftover) => leftover,
             Err(UpgradeError::Refused { status, body }) => {
                 let reason = one_line(&body);
@@ -591,11 +593,11 @@ enum UpgradeError {
     Failed(String),
 }
 
-/// Writes the upgrade request for `path` and reads the answer; returns the
-/// bytes that followed the response head.
-fn upgrade(stream: &mut Stream, url: &WsUrl, path: &str) -> Result<Vec<u8>, UpgradeError> {
+/// Writes the upgrade request for the request target `target` and reads the
+/// answer; returns the bytes that followed the response head.
+fn upgrade(stream: &mut Stream, url: &WsUrl, target: &str) -> Result<Vec<u8>, UpgradeError> {
     let key: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
-    let (mut handshake, request) = ClientHandshake::new(&url.host_header(), path, key, None);
+    let (mut handshake, request) = ClientHandshake::new(&url.host_header(), target, key, None);
     let failed = |e: &dyn std::fmt::Display| UpgradeError::Failed(format!("upgrade failed: {e}"));
     stream
         .write_all(&request)
@@ -861,18 +863,39 @@ mod tests {
             let (tcp, _) = listener.accept().ok()?;
             let conn = rustls::ServerConnection::new(Arc::new(config)).ok()?;
             let mut tls = rustls::StreamOwned::new(conn, tcp);
-            let mut head = Vec::new();
-            let mut byte = [0];
-            while !head.ends_with(b"\r\n\r\n") {
-                tls.read_exact(&mut byte).ok()?;
-                head.push(byte[0]);
-            }
+            let head = read_head(&mut tls)?;
             tls.write_all(reply.as_bytes()).ok()?;
             tls.conn.send_close_notify();
             tls.flush().ok()?;
-            String::from_utf8(head).ok()
+            Some(head)
         });
         (port, cert.der().clone(), server)
+    }
+
+    /// Starts a plain server on 127.0.0.1 that reads one request head,
+    /// answers `reply` and returns the head; gives its port.
+    fn plain_server(reply: &'static str) -> (u16, JoinHandle<Option<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = thread::spawn(move || {
+            let (mut tcp, _) = listener.accept().ok()?;
+            let head = read_head(&mut tcp)?;
+            tcp.write_all(reply.as_bytes()).ok()?;
+            Some(head)
+        });
+        (port, server)
+    }
+
+    /// Reads an HTTP request head, byte by byte so nothing after it is
+    /// taken; `None` when the stream fails first.
+    fn read_head(stream: &mut impl Read) -> Option<String> {
+        let mut head = Vec::new();
+        let mut byte = [0];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).ok()?;
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).ok()
     }
 
     /// Returns a worker for `url` whose events are dropped.
@@ -880,7 +903,7 @@ mod tests {
         let (events, _) = mpsc::channel();
         let (_, commands) = mpsc::channel();
         let config = NetConfig {
-            url: WsUrl::parse(url).unwrap(),
+            url: ServerUrl::parse(url).unwrap(),
             name: UserName::parse("ana").unwrap(),
             room: RoomCode::parse("lobby").unwrap(),
             session_id: SessionId::parse("k3J9x0aa").unwrap(),
@@ -922,6 +945,27 @@ mod tests {
         let head = server.join().unwrap().unwrap();
         let expected = "GET /joinRoom?user_name=ana&room_code=lobby&session_id=k3J9x0aa ";
         assert!(head.starts_with(expected), "{head}");
+    }
+
+    #[test]
+    fn the_join_request_goes_below_the_servers_path_prefix() {
+        let reply = "HTTP/1.1 400 Bad Request\r\nContent-Length: 4\r\n\r\nnope";
+        for (path, target) in [
+            ("/chat", "/chat/joinRoom?"),
+            ("/chat/", "/chat/joinRoom?"),
+            ("", "/joinRoom?"),
+            ("/", "/joinRoom?"),
+        ] {
+            let (port, server) = plain_server(reply);
+            let mut worker = worker(&format!("ws://127.0.0.1:{port}{path}"));
+            assert!(matches!(
+                worker.attempt(),
+                Outcome::Refused { status: 400, .. }
+            ));
+            let head = server.join().unwrap().unwrap();
+            let expected = format!("GET {target}user_name=ana&room_code=lobby&session_id=");
+            assert!(head.starts_with(&expected), "{path:?}: {head}");
+        }
     }
 
     /// Writes `contents` to a fresh file under the system's temporary

@@ -166,3 +166,17 @@ fn an_invalid_room_is_refused_before_connecting() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("room_code may not contain ' '"), "{stderr}");
 }
+
+#[test]
+fn a_query_or_fragment_in_the_server_url_exits_2_before_connecting() {
+    for server in ["ws://127.0.0.1:9/chat?room=x", "ws://127.0.0.1:9/chat#top"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_natter"))
+            .args(["--name", "ana", "--room", "lobby", "--server", server])
+            .stdin(Stdio::null())
+            .output()
+            .expect("natter runs");
+        assert_eq!(output.status.code(), Some(2), "{server}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("bad --server"), "{server}: {stderr}");
+    }
+}
