@@ -1,5 +1,5 @@
 //! The input line: a text buffer with a cursor, word and line deletion, and
-//! a history of sent lines.
+//! a history of the lines entered.
 //!
 //! The cursor is a byte offset that always sits on a char boundary, and the
 //! left and right moves step over a character together with the combining
@@ -10,14 +10,14 @@ use crate::sanitize::char_width;
 /// The most lines the history keeps; older ones are forgotten.
 const HISTORY_LIMIT: usize = 500;
 
-/// The line being typed, its cursor and the history of lines sent.
+/// The line being typed, its cursor and the history of lines entered.
 #[derive(Debug, Default, Clone)]
 pub struct InputLine {
     /// The text typed so far.
     text: String,
     /// Byte offset of the cursor in `text`, always on a char boundary.
     cursor: usize,
-    /// Lines sent, oldest first.
+    /// Lines entered (sent, or commands run), oldest first.
     history: Vec<String>,
     /// Index into `history` while browsing it, `None` when editing a new line.
     browsing: Option<usize>,
@@ -195,8 +195,8 @@ impl InputLine {
         }
     }
 
-    /// Takes the line for sending, leaving the input empty, and adds it to the
-    /// history unless it is blank or repeats the newest entry.
+    /// Takes the line for sending or running, leaving the input empty, and
+    /// adds it to the history unless it is blank or repeats the newest entry.
     pub fn take(&mut self) -> String {
         let line = std::mem::take(&mut self.text);
         self.cursor = 0;

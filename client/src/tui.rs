@@ -373,10 +373,12 @@ impl Ui {
         }
     }
 
-    /// Sends the input line, or runs it as a command.
+    /// Sends the input line, or runs it as a command, recording it in the
+    /// history; a line the client refuses stays in the input instead.
     fn enter(&mut self, state: &mut ClientState, net: &dyn Commands) {
-        // A line too long to send stays in the input, to be shortened.
-        if let Some(notice) = too_long(state.input.text(), self.max_line_bytes) {
+        // A line the client refuses stays in the input, to be corrected,
+        // and stays out of the history, which holds only lines acted on.
+        if let Some(notice) = refusal(state.input.text(), self.max_line_bytes) {
             state.notice(notice);
             return;
         }
@@ -401,9 +403,8 @@ impl Ui {
                     state.notice(*text);
                 }
             }
-            Line::Command(other) => {
-                state.notice(format!("unknown command /{other}; try /help"));
-            }
+            // Unknown commands were refused above.
+            Line::Command(_) => {}
         }
     }
 
@@ -472,7 +473,7 @@ const HELP: &[&str] = &[
     "/who lists the room, /quit leaves (or Ctrl-C), /help shows this",
     "Left/Right, Home/End (Ctrl-A/Ctrl-E), Ctrl-Left/Right or Alt-B/F by words",
     "Ctrl-W deletes a word back, Alt-D one forward, Ctrl-U to the start, Ctrl-K to the end",
-    "Up/Down recall sent lines, PgUp/PgDn scroll; start a line with // to send a /",
+    "Up/Down recall lines entered, PgUp/PgDn scroll; start a line with // to send a /",
 ];
 
 /// What an input line asks for.
@@ -500,9 +501,13 @@ fn parse_line(line: &str) -> Line<'_> {
     }
 }
 
-/// Returns why `line` cannot be sent, when it is a chat line longer than
-/// `max` bytes.
-fn too_long(line: &str, max: usize) -> Option<String> {
+/// The commands the client knows, named without their slash.
+const COMMANDS: &[&str] = &["quit", "who", "help"];
+
+/// Returns why the client refuses `line`: a chat line longer than `max`
+/// bytes, or an unknown command. Such a line is neither sent nor recorded
+/// in the history; it stays in the input line to be corrected.
+fn refusal(line: &str, max: usize) -> Option<String> {
     match parse_line(line) {
         Line::Chat(text) if text.len() > max => {
             let len = text.len();
@@ -510,6 +515,9 @@ fn too_long(line: &str, max: usize) -> Option<String> {
                 "line not sent: {len} bytes, at most {max}; shorten it and press Enter"
             ))
         }
+        Line::Command(name) if !COMMANDS.contains(&name) => Some(format!(
+            "unknown command /{name}; try /help, or start with // to send a /"
+        )),
         _ => None,
     }
 }
@@ -559,6 +567,7 @@ fn write_style(buf: &mut Vec<u8>, s: Style) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::Entry;
 
     #[test]
     fn lines_sort_into_chat_and_commands() {
@@ -684,13 +693,37 @@ mod tests {
     }
 
     #[test]
-    fn only_chat_lines_over_the_limit_are_too_long() {
-        assert_eq!(too_long("abcd", 4), None);
-        assert_eq!(too_long("//abc", 4), None);
-        assert!(too_long("abcde", 4).is_some_and(|n| n.contains("5 bytes, at most 4")));
-        assert!(too_long("日日", 4).is_some());
-        assert_eq!(too_long("/quit now and forever", 4), None);
-        assert_eq!(too_long("      ", 4), None);
+    fn only_long_chat_lines_and_unknown_commands_are_refused() {
+        assert_eq!(refusal("abcd", 4), None);
+        assert_eq!(refusal("//abc", 4), None);
+        assert!(refusal("abcde", 4).is_some_and(|n| n.contains("5 bytes, at most 4")));
+        assert!(refusal("日日", 4).is_some());
+        assert_eq!(refusal("/quit now and forever", 4), None);
+        assert_eq!(refusal("/who", 4), None);
+        assert_eq!(refusal("      ", 4), None);
+        assert!(refusal("/bogus", 4).is_some_and(|n| n.contains("unknown command /bogus")));
+        assert!(refusal("/", 4).is_some());
+    }
+
+    #[test]
+    fn history_holds_lines_acted_on_but_not_an_unknown_command() {
+        let (mut ui, mut state, net) = client();
+        ui.handle(&mut state, &net, UiEvent::Input(b"hello\r/who\r".to_vec()));
+        ui.handle(&mut state, &net, UiEvent::Input(b"/bogus\r".to_vec()));
+        assert_eq!(sent(&net), vec![NetCommand::Send("hello".into())]);
+        assert_eq!(state.input.text(), "/bogus", "kept to be corrected");
+        assert!(matches!(
+            state.log.last(),
+            Some(Entry::Notice(n)) if n.starts_with("unknown command /bogus")
+        ));
+
+        // Cleared, Up recalls the lines acted on, newest first.
+        ui.handle(&mut state, &net, UiEvent::Input(b"\x15\x1b[A".to_vec()));
+        assert_eq!(state.input.text(), "/who");
+        ui.handle(&mut state, &net, UiEvent::Input(b"\x1b[A".to_vec()));
+        assert_eq!(state.input.text(), "hello");
+        ui.handle(&mut state, &net, UiEvent::Input(b"\x1b[A".to_vec()));
+        assert_eq!(state.input.text(), "hello", "nothing older");
     }
 
     #[test]
