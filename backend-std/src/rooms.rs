@@ -113,7 +113,7 @@ impl Rooms {
         let _ = peer.outlet.upgrade(response);
         let _ = peer.outlet.push_welcome(welcome);
         let mut wakes = Wakes::default();
-        deliver(&mut room, &announce, Some(id), &self.metrics, &mut wakes);
+        deliver(&mut room, &announce, Some(id), &mut wakes);
         drop(room);
 
         wakes.wake_all();
@@ -125,11 +125,11 @@ impl Rooms {
     pub fn handle_text(&self, room: &SharedRoom, id: MemberId, text: &str, wakes: &mut Wakes) {
         let mut room = lock(room);
         match room.handle_text(id, text, Instant::now(), unix_ms()) {
-            TextOutcome::Broadcast(frame) => deliver(&mut room, &frame, None, &self.metrics, wakes),
+            TextOutcome::Broadcast(frame) => deliver(&mut room, &frame, None, wakes),
             TextOutcome::RateLimited(frame) => {
                 let full = room.outlet(id).map(|peer| peer.outlet.push_frame(frame));
                 if full == Some(Err(PushError::Full)) {
-                    drop_member(&mut room, id, &self.metrics);
+                    drop_member(&mut room, id);
                 }
             }
             TextOutcome::Ignored | TextOutcome::UnknownMember => {}
@@ -146,7 +146,7 @@ impl Rooms {
             return false;
         };
         let mut wakes = Wakes::default();
-        deliver(&mut guard, &frame, None, &self.metrics, &mut wakes);
+        deliver(&mut guard, &frame, None, &mut wakes);
         let empty = guard.is_empty();
         drop(guard);
 
@@ -191,14 +191,13 @@ fn deliver(
     room: &mut Room<Arc<Peer>>,
     frame: &SharedFrame,
     except: Option<MemberId>,
-    metrics: &Metrics,
     wakes: &mut Wakes,
 ) {
     let mut overflowed = Vec::new();
     push_all(room, frame, except, &mut overflowed, wakes);
 
     while let Some(id) = overflowed.pop() {
-        if let Some(leave) = drop_member(room, id, metrics) {
+        if let Some(leave) = drop_member(room, id) {
             push_all(room, &leave, None, &mut overflowed, wakes);
         }
     }
@@ -225,41 +224,34 @@ fn push_all(
 }
 
 /// Removes a member whose queue passed its bound and closes its
-/// connection with 1008; returns the leave frame for the others.
-fn drop_member(room: &mut Room<Arc<Peer>>, id: MemberId, metrics: &Metrics) -> Option<SharedFrame> {
+/// connection with 1008 (counted there); returns the leave frame for the
+/// others.
+fn drop_member(room: &mut Room<Arc<Peer>>, id: MemberId) -> Option<SharedFrame> {
     let (peer, leave) = room.leave(id, unix_ms())?;
-    metrics.slow_consumer_disconnected();
-    log::info!(
-        "room {}: member {} dropped: queue over its bound (close 1008)",
-        room.code(),
-        peer.session_label(),
-    );
-
-    peer.outlet.discard();
-    peer.close(CloseCode::POLICY_VIOLATION, "queue over its bound");
+    if peer.kick() {
+        log::info!(
+            "room {}: member {} dropped: queue over its bound (close 1008)",
+            room.code(),
+            peer.session_label(),
+        );
+    }
     Some(leave)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpStream;
 
-    use natter_core::connection::{Connection, ConnectionConfig, Role};
     use natter_core::names::{SessionId, UserName};
 
     use super::*;
+    use crate::peer::tests::loopback_peer;
 
     /// Returns a peer on a loopback socket pair (the far end is returned to
-    /// keep it open) whose queue holds `limit` bytes.
-    fn peer(session: &str, limit: usize) -> (Arc<Peer>, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let far = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (near, addr) = listener.accept().unwrap();
-        let config = ConnectionConfig::chat(&natter_core::config::ServerConfig::default());
-        let conn = Connection::new(Role::Server, config, Instant::now());
-        let session = SessionId::parse(session).unwrap();
-        let near = Arc::new(near);
-        (Arc::new(Peer::new(near, addr, conn, session, limit)), far)
+    /// keep it open) whose queue holds `limit` bytes and whose drops count
+    /// in the metrics of `rooms`.
+    fn peer(rooms: &Rooms, session: &str, limit: usize) -> (Arc<Peer>, TcpStream) {
+        loopback_peer(session, limit, Arc::clone(&rooms.metrics))
     }
 
     fn member(session: &str) -> Member {
@@ -285,8 +277,8 @@ mod tests {
     fn joiner_gets_the_response_then_its_welcome_and_others_the_join() {
         let rooms = rooms();
         let code = RoomCode::parse("r").unwrap();
-        let (ana, _a) = peer("session-a", 1 << 20);
-        let (bo, _b) = peer("session-b", 1 << 20);
+        let (ana, _a) = peer(&rooms, "session-a", 1 << 20);
+        let (bo, _b) = peer(&rooms, "session-b", 1 << 20);
         rooms
             .join(&code, member("session-a"), &ana, b"101".to_vec())
             .unwrap();
@@ -309,8 +301,8 @@ mod tests {
     fn member_dropped_before_its_writer_runs_still_gets_the_101_first() {
         let rooms = rooms();
         let code = RoomCode::parse("r").unwrap();
-        let (slow, _a) = peer("session-a", 600);
-        let (sender, _b) = peer("session-b", 1 << 20);
+        let (slow, _a) = peer(&rooms, "session-a", 600);
+        let (sender, _b) = peer(&rooms, "session-b", 1 << 20);
         rooms
             .join(&code, member("session-a"), &slow, b"101".to_vec())
             .unwrap();
@@ -341,13 +333,13 @@ mod tests {
         let mut others = Vec::new();
         for index in 0..10 {
             let session = format!("session-{index}");
-            let (other, far) = peer(&session, 1 << 20);
+            let (other, far) = peer(&rooms, &session, 1 << 20);
             let (_, id) = rooms
                 .join(&code, member(&session), &other, Vec::new())
                 .unwrap();
             others.push((id, other, far));
         }
-        let (joiner, _far) = peer("session-joiner", 300);
+        let (joiner, _far) = peer(&rooms, "session-joiner", 300);
         let (room, joiner_id) = rooms
             .join(&code, member("session-joiner"), &joiner, b"101".to_vec())
             .unwrap();
@@ -374,8 +366,8 @@ mod tests {
     fn duplicate_session_leaves_no_room_behind() {
         let rooms = rooms();
         let code = RoomCode::parse("r").unwrap();
-        let (first, _a) = peer("session-a", 1 << 20);
-        let (second, _b) = peer("session-a", 1 << 20);
+        let (first, _a) = peer(&rooms, "session-a", 1 << 20);
+        let (second, _b) = peer(&rooms, "session-a", 1 << 20);
         let (room, id) = rooms
             .join(&code, member("session-a"), &first, Vec::new())
             .unwrap();
@@ -392,8 +384,8 @@ mod tests {
     fn member_over_its_bound_is_dropped_and_the_others_see_it_leave() {
         let rooms = rooms();
         let code = RoomCode::parse("r").unwrap();
-        let (sender, _a) = peer("session-a", 1 << 20);
-        let (slow, _b) = peer("session-b", 600);
+        let (sender, _a) = peer(&rooms, "session-a", 1 << 20);
+        let (slow, _b) = peer(&rooms, "session-b", 600);
         let (room, sender_id) = rooms
             .join(&code, member("session-a"), &sender, Vec::new())
             .unwrap();
@@ -418,5 +410,6 @@ mod tests {
         // Its own leave later finds it gone, and the room stays for the sender.
         assert!(!rooms.leave(&code, &room, slow_id));
         assert_eq!(lock(&room).len(), 1);
+        assert_eq!(rooms.metrics.snapshot().slow_consumers, 1);
     }
 }

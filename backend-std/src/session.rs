@@ -293,6 +293,7 @@ fn run_member(
         conn,
         session_id.clone(),
         config.max_queue_bytes,
+        Arc::clone(server.metrics()),
     ));
 
     let writer = match spawn_writer(server, &peer, joining.id) {

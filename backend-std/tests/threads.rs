@@ -92,6 +92,7 @@ fn silent_member_dropped_for_its_queue_frees_its_threads() {
     wait_for("the silent member's threads to end", || {
         threads(&server) == idle + 2 && metric(addr, "natter_connections_open") <= 2.0
     });
+    assert_eq!(metric(addr, "natter_slow_consumer_disconnects_total"), 1.0);
 }
 
 #[test]
@@ -137,8 +138,10 @@ fn shutdown_ends_connections_still_in_their_handshake() {
     assert!(status.success(), "exit status {status}");
 }
 
+/// A member whose unread pongs pass its queue bound is closed with 1008 and
+/// counted once as a slow consumer, like one whose room frames pass it.
 #[test]
-fn member_that_pings_but_never_reads_is_dropped() {
+fn member_that_pings_but_never_reads_is_dropped_and_counted_once() {
     let args = ["--max-queue-bytes", "16384", "--max-message-bytes", "2048"];
     let server = start(&[&args[..], &["--close-timeout", "200ms"]].concat());
     let addr = server.addr();
@@ -169,4 +172,5 @@ fn member_that_pings_but_never_reads_is_dropped() {
     wait_for("the member to be gone", || {
         metric(addr, "natter_members") == 0.0
     });
+    assert_eq!(metric(addr, "natter_slow_consumer_disconnects_total"), 1.0);
 }
