@@ -18,10 +18,12 @@
 //! lost: the error is printed as usual, and at the end the client says on
 //! stderr how many lines were dropped and exits 1.
 //!
-//! Connection news (lost, reconnecting, refused) goes to stderr, prefixed
-//! `natter: `. At the end of stdin the client sends what it still holds,
-//! closes with 1000, waits briefly for the server's close and exits 0; it
-//! exits 1 when the server refuses it for good or cannot be reached, or
+//! Connection news (lost, reconnecting, rejoining, refused) goes to stderr,
+//! prefixed `natter: `. Lines read while the client is away are held and
+//! sent once it is back in. At the end of stdin the client sends what it
+//! still holds, closes with 1000, waits briefly for the server's close and
+//! exits 0; it exits 1 when the server refuses it for good, keeps holding
+//! its dropped connection past the rejoin time, or cannot be reached, or
 //! dropped lines over its rate limit.
 
 use std::io::{self, BufRead, Write};
@@ -185,6 +187,16 @@ fn describe(event: &NetEvent) -> Option<String> {
             "{reason}; reconnecting in {:.1}s",
             retry_in.as_secs_f64()
         )),
+        NetEvent::Rejoining {
+            reason,
+            retry_in,
+            gives_up_in,
+        } => Some(format!(
+            "refused (409): {reason}; the server still holds our dropped connection; \
+             retrying in {:.1}s, giving up in {}s",
+            retry_in.as_secs_f64(),
+            gives_up_in.as_secs()
+        )),
         NetEvent::Refused {
             status,
             reason,
@@ -201,6 +213,7 @@ fn describe(event: &NetEvent) -> Option<String> {
 mod tests {
     use super::*;
     use crate::event::Member;
+    use std::time::Duration;
 
     fn bo() -> Member {
         Member {
@@ -299,6 +312,22 @@ mod tests {
             )
         );
         assert_eq!(ending(Some("lost".into()), 0), (1, vec!["lost".to_owned()]));
+    }
+
+    #[test]
+    fn rejoining_is_told_with_both_countdowns() {
+        let rejoining = NetEvent::Rejoining {
+            reason: "session_id is already connected in this room".into(),
+            retry_in: Duration::from_millis(1_500),
+            gives_up_in: Duration::from_secs(90),
+        };
+        assert_eq!(
+            describe(&rejoining).as_deref(),
+            Some(
+                "refused (409): session_id is already connected in this room; the server \
+                 still holds our dropped connection; retrying in 1.5s, giving up in 90s"
+            )
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod keys;
 mod line;
 mod net;
 mod render;
+mod retry;
 mod sanitize;
 mod server_url;
 mod state;
@@ -82,6 +83,7 @@ fn main() -> ExitCode {
         room,
         session_id: args::new_session_id(),
         max_failures: None,
+        retry: retry::RetryPolicy::default(),
         extra_roots,
     };
     log::info!(

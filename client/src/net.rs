@@ -28,6 +28,7 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::CertificateDer;
 
 use crate::event::ServerEvent;
+use crate::retry::{Backoff, Refusals, RetryPolicy, Verdict};
 use crate::server_url::ServerUrl;
 
 /// How long a read waits before the thread looks at its commands again.
@@ -44,16 +45,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long to wait for the server's close after ours on quit.
 const QUIT_GRACE: Duration = Duration::from_secs(2);
-
-/// The first reconnect delay; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-
-/// The longest reconnect delay.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// How many 409 refusals in a row are retried: the old session with our id
-/// may still be closing on the server.
-const CONFLICT_RETRIES: u32 = 5;
 
 /// Most chat lines held while disconnected; older ones are dropped. While
 /// connected, further lines wait in the command channel instead.
@@ -73,6 +64,8 @@ pub struct NetConfig {
     /// Failed attempts in a row (without a session between) before giving
     /// up; `None` retries for ever.
     pub max_failures: Option<u32>,
+    /// The delays between attempts, and how long a 409 is retried.
+    pub retry: RetryPolicy,
     /// Certificates trusted for `wss://` beside the public roots.
     pub extra_roots: Vec<CertificateDer<'static>>,
 }
@@ -101,6 +94,17 @@ pub enum NetEvent {
         reason: String,
         /// The delay before the next attempt.
         retry_in: Duration,
+    },
+    /// The server refused the upgrade with 409 after we had joined: it
+    /// still holds our dropped connection, until its dead-peer detection
+    /// notices. Attempts go on, and queued lines wait for the rejoin.
+    Rejoining {
+        /// The server's one-line reason, sanitised.
+        reason: String,
+        /// The delay before the next attempt.
+        retry_in: Duration,
+        /// How long until the thread stops retrying and gives up.
+        gives_up_in: Duration,
     },
     /// The server refused the upgrade.
     Refused {
@@ -226,9 +230,10 @@ impl<E> Worker<E> {
     /// Connects again and again as the outcomes allow; returns why it
     /// stopped, `None` for a quit.
     fn attempts(&mut self) -> Option<String> {
-        let mut backoff = Backoff::new();
+        let policy = self.config.retry;
+        let mut backoff = Backoff::new(&policy);
         let mut failures = 0;
-        let mut conflicts = 0;
+        let mut refusals = Refusals::default();
         loop {
             self.emit(NetEvent::Connecting);
             let outcome = self.attempt();
@@ -238,7 +243,8 @@ impl<E> Worker<E> {
                 Outcome::Quit => return None,
                 Outcome::Lost { reason, joined } => {
                     if joined {
-                        (backoff, failures, conflicts) = (Backoff::new(), 0, 0);
+                        (backoff, failures) = (Backoff::new(&policy), 0);
+                        refusals.joined();
                     }
                     failures += 1;
                     if self.is_done() {
@@ -251,29 +257,38 @@ impl<E> Worker<E> {
                     (retry_in, NetEvent::Lost { reason, retry_in })
                 }
                 Outcome::Refused { status, reason } => {
-                    let retry = is_retried(status, conflicts);
-                    if status == 409 {
-                        conflicts += 1;
-                    }
-                    if !retry || self.is_done() {
-                        let error = self.unsent(format!("refused ({status}): {reason}"));
-                        let retry_in = None;
-                        self.emit(NetEvent::Refused {
-                            status,
-                            reason,
-                            retry_in,
-                        });
-                        return Some(error);
-                    }
+                    let verdict = refusals.judge(status, Instant::now(), &policy);
                     let retry_in = backoff.next_delay();
-                    (
-                        retry_in,
-                        NetEvent::Refused {
-                            status,
-                            reason,
-                            retry_in: Some(retry_in),
-                        },
-                    )
+                    match verdict {
+                        _ if self.is_done() => return Some(self.refused_for_good(status, reason)),
+                        Verdict::GiveUp => return Some(self.refused_for_good(status, reason)),
+                        Verdict::RejoinTimedOut { waited } => {
+                            let secs = waited.as_secs();
+                            return Some(self.unsent(format!(
+                                "gave up rejoining after {secs}s: the server still holds this \
+                                 session's dropped connection (refused ({status}): {reason})"
+                            )));
+                        }
+                        Verdict::Retry => {
+                            let event = NetEvent::Refused {
+                                status,
+                                reason,
+                                retry_in: Some(retry_in),
+                            };
+                            (retry_in, event)
+                        }
+                        Verdict::Rejoin { gives_up_in } => {
+                            // The last attempt comes when the time is up,
+                            // not a whole backoff step after.
+                            let retry_in = retry_in.min(gives_up_in);
+                            let event = NetEvent::Rejoining {
+                                reason,
+                                retry_in,
+                                gives_up_in,
+                            };
+                            (retry_in, event)
+                        }
+                    }
                 }
             };
 
@@ -282,6 +297,18 @@ impl<E> Worker<E> {
                 return None;
             }
         }
+    }
+
+    /// Tells the UI that the refusal with `status` is final; returns the
+    /// error to end with, naming the lines never sent.
+    fn refused_for_good(&self, status: u16, reason: String) -> String {
+        let error = self.unsent(format!("refused ({status}): {reason}"));
+        self.emit(NetEvent::Refused {
+            status,
+            reason,
+            retry_in: None,
+        });
+        error
     }
 
     /// Waits `delay` while still taking commands; returns false on quit.
@@ -531,18 +558,6 @@ impl<E> Worker<E> {
     /// Sends an event to the UI, which may have gone already.
     fn emit(&self, event: NetEvent) {
         let _ = self.events.send((self.wrap)(event));
-    }
-}
-
-/// Says whether a refusal with `status` is tried again, after `conflicts`
-/// earlier 409s in a row: a 409 a few times (our old session may still be
-/// closing), a 502-504 always (the server is busy or restarting), nothing
-/// else (a 400 says our request is wrong and will stay wrong).
-fn is_retried(status: u16, conflicts: u32) -> bool {
-    match status {
-        409 => conflicts < CONFLICT_RETRIES,
-        502..=504 => true,
-        _ => false,
     }
 }
 
@@ -808,32 +823,10 @@ impl Pacer {
     }
 }
 
-/// Exponential backoff with jitter: 0.5 s doubling up to 30 s, each delay
-/// drawn between half and all of its step.
-#[derive(Debug)]
-struct Backoff {
-    step: Duration,
-}
-
-impl Backoff {
-    /// Starts at the first step.
-    fn new() -> Backoff {
-        Backoff {
-            step: FIRST_BACKOFF,
-        }
-    }
-
-    /// Returns the next delay and doubles the step.
-    fn next_delay(&mut self) -> Duration {
-        let step = self.step;
-        self.step = (step * 2).min(MAX_BACKOFF);
-        step.mul_f64(0.5 + fastrand::f64() * 0.5)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use natter_conformance::server::{locate_binary, ServerProcess};
     use std::net::TcpListener;
 
     /// Starts a TLS server on 127.0.0.1 that reads one request head, answers
@@ -898,20 +891,26 @@ mod tests {
         String::from_utf8(head).ok()
     }
 
-    /// Returns a worker for `url` whose events are dropped.
-    fn worker(url: &str) -> Worker<NetEvent> {
-        let (events, _) = mpsc::channel();
-        let (_, commands) = mpsc::channel();
-        let config = NetConfig {
+    /// Returns the settings to join lobby as ana on `url`, giving up after
+    /// one failed attempt.
+    fn config(url: &str) -> NetConfig {
+        NetConfig {
             url: ServerUrl::parse(url).unwrap(),
             name: UserName::parse("ana").unwrap(),
             room: RoomCode::parse("lobby").unwrap(),
             session_id: SessionId::parse("k3J9x0aa").unwrap(),
             max_failures: Some(1),
+            retry: RetryPolicy::default(),
             extra_roots: Vec::new(),
-        };
+        }
+    }
+
+    /// Returns a worker for `url` whose events are dropped.
+    fn worker(url: &str) -> Worker<NetEvent> {
+        let (events, _) = mpsc::channel();
+        let (_, commands) = mpsc::channel();
         Worker {
-            config,
+            config: config(url),
             commands,
             events,
             wrap: |e| e,
@@ -919,6 +918,159 @@ mod tests {
             quitting: false,
             tls: None,
         }
+    }
+
+    /// A TCP relay on 127.0.0.1 in front of a server that can cut the
+    /// client side of its connections while their server side stays open,
+    /// as a proxy that loses one half would: the server then holds a
+    /// silent member until its dead-peer detection gives up on it.
+    struct HalfCutRelay {
+        /// The port clients connect to.
+        port: u16,
+        /// The client side of each connection so far, to cut.
+        client_sides: Arc<std::sync::Mutex<Vec<TcpStream>>>,
+    }
+
+    impl HalfCutRelay {
+        /// Starts relaying every connection to `server`. The server sides
+        /// are never closed by the relay; the server closes them.
+        fn start(server: std::net::SocketAddr) -> HalfCutRelay {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let client_sides = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let sides = Arc::clone(&client_sides);
+            thread::spawn(move || {
+                let mut server_sides = Vec::new();
+                for client in listener.incoming() {
+                    let (Ok(client), Ok(upstream)) = (client, TcpStream::connect(server)) else {
+                        return;
+                    };
+                    sides.lock().unwrap().push(client.try_clone().unwrap());
+                    server_sides.push(upstream.try_clone().unwrap());
+                    relay(
+                        client.try_clone().unwrap(),
+                        upstream.try_clone().unwrap(),
+                        false,
+                    );
+                    relay(upstream, client, true);
+                }
+            });
+            HalfCutRelay { port, client_sides }
+        }
+
+        /// Closes the client side of every connection so far; their server
+        /// side hears nothing of it.
+        fn cut_client_sides(&self) {
+            for side in self.client_sides.lock().unwrap().drain(..) {
+                let _ = side.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    /// Copies `from` to `to` on a thread of its own; at the end of `from`,
+    /// ends `to`'s writing too when `pass_end` is set.
+    fn relay(mut from: TcpStream, mut to: TcpStream, pass_end: bool) {
+        thread::spawn(move || {
+            if io::copy(&mut from, &mut to).is_ok() && pass_end {
+                let _ = to.shutdown(std::net::Shutdown::Write);
+            }
+        });
+    }
+
+    /// Returns the events up to and including the first that `wanted`
+    /// accepts; fails after 30 s rather than hang.
+    fn events_until(events: &Receiver<NetEvent>, wanted: fn(&NetEvent) -> bool) -> Vec<NetEvent> {
+        let mut seen = Vec::new();
+        loop {
+            match events.recv_timeout(Duration::from_secs(30)) {
+                Ok(event) => {
+                    let done = wanted(&event);
+                    seen.push(event);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(e) => panic!("{e} waiting; saw {seen:?}"),
+            }
+        }
+    }
+
+    /// Joins through a relay in front of a natter-smol started with
+    /// `server_flags`, then cuts the relay's client side so that the
+    /// server keeps the session; returns the server, the running network
+    /// thread (with short backoffs, retrying 409s for `rejoin_for`) and its
+    /// events from the loss on.
+    fn join_then_drop_silently(
+        server_flags: &[&str],
+        rejoin_for: Duration,
+    ) -> (ServerProcess, NetHandle, Receiver<NetEvent>) {
+        let binary = locate_binary("natter-smol", "natter-smol");
+        let server = ServerProcess::start(&binary, server_flags).unwrap();
+        let relay = HalfCutRelay::start(server.addr());
+        let mut config = config(&format!("ws://127.0.0.1:{}", relay.port));
+        config.max_failures = None;
+        config.retry = RetryPolicy {
+            first_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(100),
+            rejoin_for,
+        };
+        let (tx, events) = mpsc::channel();
+        let net = spawn(config, tx, |e| e).unwrap();
+        events_until(&events, |e| {
+            matches!(e, NetEvent::Server(ServerEvent::Welcome { .. }))
+        });
+
+        relay.cut_client_sides();
+        events_until(&events, |e| matches!(e, NetEvent::Lost { .. }));
+        (server, net, events)
+    }
+
+    #[test]
+    fn queued_lines_are_sent_once_the_server_frees_our_dropped_connection() {
+        // The server notices the dead peer after 1 s + 1 s; meanwhile the
+        // client's attempts, 20-100 ms apart, get many more 409s than the
+        // few a first join would retry.
+        let flags = ["--ping-after", "1s", "--pong-timeout", "1s"];
+        let (server, net, events) = join_then_drop_silently(&flags, Duration::from_secs(30));
+        net.send(NetCommand::Send("kept 1".into()));
+        net.send(NetCommand::Send("kept 2".into()));
+        net.send(NetCommand::Quit);
+
+        let seen = events_until(&events, |e| matches!(e, NetEvent::Finished { .. }));
+        let rejoins = seen
+            .iter()
+            .filter(|e| matches!(e, NetEvent::Rejoining { .. }))
+            .count();
+        assert!(rejoins > 5, "{rejoins} rejoin attempts: {seen:?}");
+        let echoed: Vec<&str> = seen
+            .iter()
+            .filter_map(|e| match e {
+                NetEvent::Server(ServerEvent::Message { text, .. }) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(echoed, ["kept 1", "kept 2"], "{seen:?}");
+        assert_eq!(seen.last(), Some(&NetEvent::Finished { error: None }));
+        server.terminate().unwrap();
+    }
+
+    #[test]
+    fn rejoining_gives_up_with_a_clear_reason_once_its_time_is_over() {
+        let (server, net, events) = join_then_drop_silently(&[], Duration::from_millis(300));
+        net.send(NetCommand::Send("never sent".into()));
+
+        let seen = events_until(&events, |e| matches!(e, NetEvent::Finished { .. }));
+        assert!(seen.iter().any(|e| matches!(e, NetEvent::Rejoining { .. })));
+        let Some(NetEvent::Finished { error: Some(error) }) = seen.last() else {
+            panic!("expected an error at the end: {seen:?}");
+        };
+        assert!(error.starts_with("gave up rejoining after 0s"), "{error}");
+        assert!(
+            error.contains("dropped connection (refused (409): "),
+            "{error}"
+        );
+        assert!(error.ends_with("; 1 line not sent"), "{error}");
+        server.terminate().unwrap();
     }
 
     #[test]
@@ -1159,25 +1311,6 @@ mod tests {
             worker.pending.lines.back().map(String::as_str),
             Some("1000")
         );
-    }
-
-    #[test]
-    fn only_passing_refusals_are_retried() {
-        assert!(!is_retried(400, 0));
-        assert!(!is_retried(403, 0));
-        assert!(is_retried(409, 0));
-        assert!(!is_retried(409, CONFLICT_RETRIES));
-        assert!(is_retried(503, 100));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let mut backoff = Backoff::new();
-        let delays: Vec<Duration> = (0..12).map(|_| backoff.next_delay()).collect();
-        assert!(delays[0] <= FIRST_BACKOFF && delays[0] >= FIRST_BACKOFF / 2);
-        assert!(delays[3] >= FIRST_BACKOFF * 4);
-        assert!(delays.iter().all(|d| *d <= MAX_BACKOFF));
-        assert!(delays[11] >= MAX_BACKOFF / 2);
     }
 
     #[test]

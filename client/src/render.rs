@@ -207,6 +207,10 @@ fn header(state: &ClientState, width: usize) -> Line {
         ConnectionState::Connecting => "connecting".to_owned(),
         ConnectionState::Connected => "connected".to_owned(),
         ConnectionState::Reconnecting { in_secs } => format!("reconnecting in {in_secs}s"),
+        ConnectionState::Rejoining {
+            in_secs,
+            gives_up_in_secs,
+        } => format!("rejoining in {in_secs}s, giving up in {gives_up_in_secs}s"),
         ConnectionState::Refused => "refused".to_owned(),
         ConnectionState::Closed => "closed".to_owned(),
     };

@@ -19,6 +19,14 @@ pub enum ConnectionState {
         /// Whole seconds until the next attempt, rounded up.
         in_secs: u64,
     },
+    /// Waiting to try again while the server still holds our dropped
+    /// connection (a 409 after we had joined).
+    Rejoining {
+        /// Whole seconds until the next attempt, rounded up.
+        in_secs: u64,
+        /// Whole seconds until the attempts stop, rounded up.
+        gives_up_in_secs: u64,
+    },
     /// The server refused us for good; the reason is in the message area.
     Refused,
     /// The session is over (we quit, or the server closed it for good).

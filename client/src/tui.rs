@@ -278,6 +278,8 @@ struct Ui {
     max_line_bytes: usize,
     /// When the next connection attempt is due, while waiting for it.
     retry_at: Option<Instant>,
+    /// While rejoining after a 409, when the attempts stop.
+    give_up_at: Option<Instant>,
     quit: bool,
     net_done: bool,
     /// Rows one PgUp or PgDn scrolls.
@@ -297,6 +299,7 @@ impl Ui {
         Ui {
             max_line_bytes,
             retry_at: None,
+            give_up_at: None,
             quit: false,
             net_done: false,
             page: DEFAULT_PAGE,
@@ -412,7 +415,7 @@ impl Ui {
     fn handle_net(&mut self, state: &mut ClientState, event: NetEvent) {
         match event {
             NetEvent::Connecting => {
-                self.retry_at = None;
+                (self.retry_at, self.give_up_at) = (None, None);
                 state.held = 0;
                 state.connection = ConnectionState::Connecting;
             }
@@ -422,6 +425,19 @@ impl Ui {
             NetEvent::Lost { reason, retry_in } => {
                 state.members.clear();
                 state.notice_once(format!("{reason}; reconnecting"));
+                self.wait(state, retry_in);
+            }
+            NetEvent::Rejoining {
+                reason,
+                retry_in,
+                gives_up_in,
+            } => {
+                state.members.clear();
+                state.notice_once(format!(
+                    "refused (409): {reason}; the server still holds our dropped connection, \
+                     retrying until it lets go; queued lines are kept"
+                ));
+                self.give_up_at = Some(Instant::now() + gives_up_in);
                 self.wait(state, retry_in);
             }
             NetEvent::Refused {
@@ -459,13 +475,24 @@ impl Ui {
         let Some(at) = self.retry_at else {
             return false;
         };
-        let left = at.saturating_duration_since(Instant::now());
-        let in_secs = left.as_millis().div_ceil(1000) as u64;
-        let shown = ConnectionState::Reconnecting { in_secs };
+        let now = Instant::now();
+        let in_secs = whole_secs(at.saturating_duration_since(now));
+        let shown = match self.give_up_at {
+            Some(end) => ConnectionState::Rejoining {
+                in_secs,
+                gives_up_in_secs: whole_secs(end.saturating_duration_since(now)),
+            },
+            None => ConnectionState::Reconnecting { in_secs },
+        };
         let changed = state.connection != shown;
         state.connection = shown;
         changed
     }
+}
+
+/// Returns `duration` in whole seconds, rounded up, for a countdown.
+fn whole_secs(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis().div_ceil(1000)).unwrap_or(u64::MAX)
 }
 
 /// The answer to /help.
@@ -724,6 +751,42 @@ mod tests {
         assert_eq!(state.input.text(), "hello");
         ui.handle(&mut state, &net, UiEvent::Input(b"\x1b[A".to_vec()));
         assert_eq!(state.input.text(), "hello", "nothing older");
+    }
+
+    #[test]
+    fn rejoining_shows_its_countdowns_and_why() {
+        let (mut ui, mut state, _) = client();
+        let rejoining = NetEvent::Rejoining {
+            reason: "session_id is already connected in this room".into(),
+            retry_in: Duration::from_millis(1_500),
+            gives_up_in: Duration::from_secs(90),
+        };
+        ui.handle_net(&mut state, rejoining.clone());
+        assert_eq!(
+            state.connection,
+            ConnectionState::Rejoining {
+                in_secs: 2,
+                gives_up_in_secs: 90
+            }
+        );
+        ui.handle_net(&mut state, NetEvent::Connecting);
+        ui.handle_net(&mut state, rejoining);
+        let notices = state.log.iter().filter(
+            |e| matches!(e, Entry::Notice(n) if n.contains("still holds our dropped connection")),
+        );
+        assert_eq!(notices.count(), 1, "said once: {:?}", state.log);
+
+        // A plain loss afterwards counts down without a give-up time.
+        let lost = NetEvent::Lost {
+            reason: "connection lost".into(),
+            retry_in: Duration::from_secs(1),
+        };
+        ui.handle_net(&mut state, NetEvent::Connecting);
+        ui.handle_net(&mut state, lost);
+        assert_eq!(
+            state.connection,
+            ConnectionState::Reconnecting { in_secs: 1 }
+        );
     }
 
     #[test]
