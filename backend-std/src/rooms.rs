@@ -83,6 +83,7 @@ impl Rooms {
     ) -> Result<(SharedRoom, MemberId), JoinError<Arc<Peer>>> {
         let mut map = lock(&self.map);
         let shared = Arc::clone(map.entry(code.clone()).or_insert_with(|| {
+            log::debug!("room {} created", code.as_str());
             let room = Room::new(
                 code.clone(),
                 self.rate_limit,
@@ -97,6 +98,7 @@ impl Rooms {
             Err(refused) => {
                 if room.is_empty() {
                     map.remove(code);
+                    log::debug!("room {} removed", code.as_str());
                 }
                 return Err(refused);
             }
@@ -166,6 +168,7 @@ impl Rooms {
         };
         if Arc::ptr_eq(current, room) && lock(current).is_empty() {
             map.remove(code);
+            log::debug!("room {} removed", code.as_str());
         }
     }
 

@@ -71,7 +71,7 @@ pub fn run(server: Arc<Server>, slot: Slot, stream: Arc<TcpStream>, addr: Socket
         }
         Request::Echo { upgrade } => {
             drop(buf);
-            run_echo(&server, &stream, upgrade, &leftover);
+            run_echo(&server, &stream, addr, upgrade, &leftover);
         }
         Request::Join { params, upgrade } => {
             // A member is closed through its room on shutdown.
@@ -198,22 +198,41 @@ fn linger_close(mut stream: &TcpStream) {
 
 /// Serves `/echo`: every message comes back whole. Nothing more is read
 /// while a reply is unsent, which is the endpoint's backpressure.
-fn run_echo(server: &Server, stream: &TcpStream, upgrade: Upgrade, leftover: &[u8]) {
+fn run_echo(
+    server: &Server,
+    stream: &TcpStream,
+    addr: SocketAddr,
+    upgrade: Upgrade,
+    leftover: &[u8],
+) {
     let config = server.config();
-    let metrics = server.metrics();
-    let mut buf = vec![0; ECHO_BUFFER_BYTES];
     let stall = config.idle_ping_after + config.pong_timeout;
     let _ = stream.set_write_timeout(Some(stall));
-    if write_counted(stream, &upgrade.response_bytes(), metrics).is_err() {
+    if write_counted(stream, &upgrade.response_bytes(), server.metrics()).is_err() {
         return;
     }
 
+    let info = echo_until_closed(server, stream, leftover);
+    log::debug!(
+        "echo peer {addr} left: close {:?} {:?} ({:?})",
+        info.code,
+        info.reason,
+        info.cause
+    );
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// Sends every message of an upgraded `/echo` connection back until the
+/// connection finishes, and returns how it finished.
+fn echo_until_closed(server: &Server, stream: &TcpStream, leftover: &[u8]) -> CloseInfo {
+    let metrics = server.metrics();
+    let mut buf = vec![0; ECHO_BUFFER_BYTES];
     let now = Instant::now();
-    let mut conn = Connection::new(Role::Server, ConnectionConfig::echo(config), now);
+    let mut conn = Connection::new(Role::Server, ConnectionConfig::echo(server.config()), now);
     conn.handle_input(now, leftover);
     let mut out = Vec::new();
+    let mut closed = None;
     loop {
-        let mut finished = false;
         while let Some(event) = conn.poll_event() {
             match event {
                 Event::Message(Message::Text(text)) => {
@@ -225,16 +244,18 @@ fn run_echo(server: &Server, stream: &TcpStream, upgrade: Upgrade, leftover: &[u
                     let _ = conn.send_binary(&data);
                 }
                 Event::Pong(_) => {}
-                Event::Closed(_) => finished = true,
+                Event::Closed(info) => closed = Some(info),
             }
         }
 
         out.clear();
         if conn.poll_transmit(&mut out) && write_counted(stream, &out, metrics).is_err() {
-            break;
+            // A peer we cannot write to is lost; the next events say so.
+            conn.handle_eof();
+            continue;
         }
-        if finished {
-            break;
+        if let Some(info) = closed.take() {
+            return info;
         }
 
         match read_until(stream, conn.poll_timeout(), &mut buf, metrics) {
@@ -251,7 +272,6 @@ fn run_echo(server: &Server, stream: &TcpStream, upgrade: Upgrade, leftover: &[u
             Input::Ended => conn.handle_eof(),
         }
     }
-    let _ = stream.shutdown(Shutdown::Both);
 }
 
 /// Writes all of `bytes` and counts them.
