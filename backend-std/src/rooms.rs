@@ -130,8 +130,11 @@ impl Rooms {
             TextOutcome::Broadcast(frame) => deliver(&mut room, &frame, None, wakes),
             TextOutcome::RateLimited(frame) => {
                 let full = room.outlet(id).map(|peer| peer.outlet.push_frame(frame));
-                if full == Some(Err(PushError::Full)) {
-                    drop_member(&mut room, id);
+                if full != Some(Err(PushError::Full)) {
+                    return;
+                }
+                if let Some(leave) = drop_member(&mut room, id) {
+                    deliver(&mut room, &leave, None, wakes);
                 }
             }
             TextOutcome::Ignored | TextOutcome::UnknownMember => {}
@@ -363,6 +366,41 @@ mod tests {
         wakes.wake_all();
         assert_eq!(lock(&room).len(), 10);
         assert!(!rooms.leave(&code, &room, joiner_id));
+    }
+
+    /// A member whose own `rate limited` errors pass its bound is dropped
+    /// like any other, and the rest of the room sees it leave.
+    #[test]
+    fn member_dropped_over_its_rate_limit_errors_is_seen_leaving() {
+        let limit = RateLimit {
+            burst: 1,
+            per_second: 0.001,
+        };
+        let rooms = Rooms::new(Some(limit), Arc::new(Metrics::new()));
+        let code = RoomCode::parse("r").unwrap();
+        let (spammer, _a) = peer(&rooms, "session-a", 300);
+        let (watcher, _b) = peer(&rooms, "session-b", 1 << 20);
+        let (room, spammer_id) = rooms
+            .join(&code, member("session-a"), &spammer, Vec::new())
+            .unwrap();
+        rooms
+            .join(&code, member("session-b"), &watcher, Vec::new())
+            .unwrap();
+
+        let mut wakes = Wakes::default();
+        for _ in 0..20 {
+            rooms.handle_text(&room, spammer_id, "spam", &mut wakes);
+        }
+        wakes.wake_all();
+
+        assert_eq!(lock(&room).len(), 1);
+        assert_eq!(rooms.metrics.snapshot().slow_consumers, 1);
+        let seen = payloads(&watcher);
+        let last = seen.last().map(String::as_str).unwrap_or_default();
+        assert!(
+            last.contains("\"leave\"") && last.contains("session-a"),
+            "{seen:?}"
+        );
     }
 
     #[test]
