@@ -39,6 +39,7 @@ macro_rules! server_suite {
             racing_joins_and_leaves_are_never_lost,
             room_emptied_while_a_join_waits_starts_afresh,
             stalled_member_is_dropped_while_others_keep_up,
+            a_roster_larger_than_the_queue_bound_still_admits_joiners,
             dropped_member_gets_whole_frames_then_close_1008,
             ping_flood_without_reading_is_dropped,
             blank_lines_are_ignored,
@@ -1044,6 +1045,44 @@ pub fn echo_over_its_limit_closes_with_1009(binary: &Path) {
 
     client.send_binary(&[7; 1001]).expect("send");
     assert_eq!(expect_close_code(&mut client), Some(1009));
+}
+
+/// A joiner's welcome lists the whole room and may be larger than the
+/// queue bound; it is delivered all the same and the joiner stays.
+pub fn a_roster_larger_than_the_queue_bound_still_admits_joiners(binary: &Path) {
+    const MEMBERS: usize = 130;
+    let args = ["--max-queue-bytes", "25600", "--max-message-bytes", "4096"];
+    let server = start(binary, &args);
+    let addr = server.addr();
+
+    // 32 quotes (64 bytes escaped) and a 128-character session id each:
+    // about 230 bytes of roster per member, 30 KB in all.
+    let name = "%22".repeat(32);
+    let session = |index: usize| format!("{index:0>128}");
+    let mut members: Vec<TestClient> = (0..MEMBERS - 1)
+        .map(|index| join(addr, "big", &name, &session(index)).0)
+        .collect();
+    let (mut last, welcome) = join(addr, "big", &name, &session(MEMBERS - 1));
+    let roster = welcome.to_string();
+    assert!(
+        roster.len() > 25_600,
+        "the roster is only {} bytes",
+        roster.len()
+    );
+
+    last.send_text("still here").expect("send");
+    let line = expect_json(&mut last, "message");
+    assert_eq!(line["text"], "still here");
+    members.truncate(1);
+    let first = &mut members[0];
+    loop {
+        let event = expect_json(first, "the last joiner's line");
+        if event["type"] == "message" {
+            assert_eq!(event["text"], "still here");
+            break;
+        }
+        assert_eq!(event["type"], "join", "unexpected {event}");
+    }
 }
 
 /// When the server closes with 1009 while the peer is still sending the
