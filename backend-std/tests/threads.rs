@@ -92,7 +92,6 @@ fn silent_member_dropped_for_its_queue_frees_its_threads() {
     wait_for("the silent member's threads to end", || {
         threads(&server) == idle + 2 && metric(addr, "natter_connections_open") <= 2.0
     });
-    assert_eq!(metric(addr, "natter_slow_consumer_disconnects_total"), 1.0);
 }
 
 #[test]
