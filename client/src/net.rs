@@ -730,12 +730,19 @@ fn tls_config(extra_roots: &[CertificateDer<'static>]) -> io::Result<Arc<rustls:
 /// Returns the reason to show: the file cannot be read or parsed, holds no
 /// certificate, or holds one that cannot serve as a root.
 pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let metadata = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if metadata.len() > MAX_CA_FILE_BYTES {
+    // Read at most one byte past the limit, so a device or a pipe that
+    // never ends (`/dev/zero`) is refused instead of filling the memory.
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut contents = Vec::new();
+    file.take(MAX_CA_FILE_BYTES + 1)
+        .read_to_end(&mut contents)
+        .map_err(|e| e.to_string())?;
+    if contents.len() as u64 > MAX_CA_FILE_BYTES {
         return Err(format!("larger than {MAX_CA_FILE_BYTES} bytes"));
     }
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| describe_pem_error(&e))?
+
+    let certs = CertificateDer::pem_slice_iter(&contents)
+        .map(|cert| cert.map(CertificateDer::into_owned))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| describe_pem_error(&e))?;
     if certs.is_empty() {
@@ -1196,6 +1203,10 @@ mod tests {
 
         let missing = std::env::temp_dir().join("natter-client-no-such-file.pem");
         assert!(read_ca_file(&missing).is_err());
+
+        // A file that never ends is cut off at the limit, not read forever.
+        let endless = read_ca_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(endless.contains("larger than"), "{endless}");
     }
 
     #[test]
