@@ -163,6 +163,7 @@ impl MemberTask {
             if !self.kick_seen && self.writer.outlet().is_kicked() {
                 self.kick_seen = true;
                 self.server.metrics.slow_consumer_disconnected();
+                log::info!("{} dropped: queue over its bound (close 1008)", self.label);
                 self.close(CloseCode::POLICY_VIOLATION, "queue over its bound");
             }
             progressed |= self.poll_read(cx);
