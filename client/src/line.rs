@@ -49,7 +49,7 @@ pub fn run(mut config: NetConfig, max_line_bytes: usize) -> i32 {
     let net = match net::spawn(config, events_tx, |e| e) {
         Ok(net) => net,
         Err(e) => {
-            eprintln!("natter: cannot start the network thread: {e}");
+            say!("natter: cannot start the network thread: {e}");
             return 1;
         }
     };
@@ -60,7 +60,7 @@ pub fn run(mut config: NetConfig, max_line_bytes: usize) -> i32 {
         .name("natter-stdin".into())
         .spawn(move || forward_stdin(&commands, max_line_bytes));
     if let Err(e) = reader {
-        eprintln!("natter: cannot start the input thread: {e}");
+        say!("natter: cannot start the input thread: {e}");
         net.send(NetCommand::Quit);
     }
 
@@ -85,13 +85,13 @@ pub fn run(mut config: NetConfig, max_line_bytes: usize) -> i32 {
             NetEvent::Finished { error } => {
                 let (code, news) = ending(error, dropped);
                 for line in news {
-                    eprintln!("natter: {line}");
+                    say!("natter: {line}");
                 }
                 return code;
             }
             other => {
                 if let Some(news) = describe(&other) {
-                    eprintln!("natter: {news}");
+                    say!("natter: {news}");
                 }
             }
         }
@@ -113,7 +113,7 @@ fn forward_stdin(commands: &mpsc::Sender<NetCommand>, max_line_bytes: usize) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                eprintln!("natter: cannot read stdin: {e}");
+                say!("natter: cannot read stdin: {e}");
                 break;
             }
         }
@@ -127,7 +127,7 @@ fn forward_stdin(commands: &mpsc::Sender<NetCommand>, max_line_bytes: usize) {
         }
         if line.len() > max_line_bytes {
             let len = line.len();
-            eprintln!("natter: line of {len} bytes not sent (at most {max_line_bytes})");
+            say!("natter: line of {len} bytes not sent (at most {max_line_bytes})");
             continue;
         }
         if commands.send(NetCommand::Send(line.to_owned())).is_err() {

@@ -8,6 +8,15 @@
 //! in line mode (see [`line`]) for scripts. Logs go to stderr, only when
 //! `RUST_LOG` is set.
 
+/// Writes a line to stderr like `eprintln!`, but never panics: a closed or
+/// broken stderr (a pipe whose reader left) must not crash the client.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod args;
 mod event;
 mod input;
@@ -47,7 +56,7 @@ fn main() -> ExitCode {
     // Logs go to stderr, and never onto the full screen.
     if std::env::var_os("RUST_LOG").is_some() {
         if interactive && io::stderr().is_terminal() {
-            eprintln!("natter: RUST_LOG ignored: stderr is the screen; redirect it (2>file)");
+            say!("natter: RUST_LOG ignored: stderr is the screen; redirect it (2>file)");
         } else {
             env_logger::Builder::from_default_env()
                 .target(env_logger::Target::Stderr)
@@ -123,13 +132,13 @@ fn run_tui(config: NetConfig, max_line_bytes: usize) -> ExitCode {
 
     // The guard is dropped by now, on every path, so the screen is back.
     if let Some(message) = PANIC_MESSAGE.lock().ok().and_then(|mut m| m.take()) {
-        eprintln!("natter: {message}");
+        say!("natter: {message}");
         return ExitCode::from(101);
     }
     match result {
         Ok(Ok(code)) => ExitCode::from(clamp_code(code)),
         Ok(Err(e)) => {
-            eprintln!("natter: terminal error: {e}");
+            say!("natter: terminal error: {e}");
             ExitCode::FAILURE
         }
         Err(_) => ExitCode::from(101),
@@ -161,14 +170,14 @@ fn resolve<T>(
         }
         match parse(line.trim_end_matches(['\r', '\n'])) {
             Ok(value) => return Ok(value),
-            Err(e) => eprintln!("{e}; try again"),
+            Err(e) => say!("{e}; try again"),
         }
     }
 }
 
 /// Prints a usage error and returns its exit code.
 fn usage(message: &str) -> ExitCode {
-    eprintln!("natter: {}", sanitize::sanitize(message));
+    say!("natter: {}", sanitize::sanitize(message));
     ExitCode::from(USAGE)
 }
 

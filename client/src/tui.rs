@@ -191,7 +191,7 @@ pub fn run(mut state: ClientState, config: NetConfig, max_line_bytes: usize) -> 
     drop(guard);
     match ui.keys_ended {
         Some(Some(reason)) => {
-            eprintln!("natter: {reason}");
+            say!("natter: {reason}");
             Ok(1)
         }
         _ => Ok(0),

@@ -180,3 +180,28 @@ fn a_query_or_fragment_in_the_server_url_exits_2_before_connecting() {
         assert!(stderr.contains("bad --server"), "{server}: {stderr}");
     }
 }
+
+#[test]
+fn a_closed_stderr_does_not_crash_the_client() {
+    // Nothing listens on the port: the client reports each failed attempt
+    // on stderr, whose reader is gone, then gives up with status 1.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["--server", &format!("ws://127.0.0.1:{port}")])
+        .args(["--name", "ana", "--room", "lobby"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start natter");
+    drop(child.stderr.take());
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"hi\n");
+    }
+
+    let status = child.wait().expect("natter exits");
+    assert_eq!(status.code(), Some(1), "{status}");
+}
