@@ -437,7 +437,7 @@ pub fn run_writer(outlet: &Outlet, stream: &TcpStream, close_wait: Duration, met
         }
 
         let total: usize = batch.iter().map(|c| c.bytes().len()).sum();
-        let result = write_batch(outlet, stream, &batch, close_wait);
+        let result = write_batch(outlet, stream, &batch, total, close_wait);
         outlet.written(counted_bytes(&batch));
         batch.clear();
 
@@ -451,7 +451,8 @@ pub fn run_writer(outlet: &Outlet, stream: &TcpStream, close_wait: Duration, met
     }
 }
 
-/// Writes every chunk of `batch` with as few writes as the socket allows.
+/// Writes every chunk of `batch`, `total` bytes in all, with as few writes
+/// as the socket allows.
 ///
 /// A batch of small frames is first gathered into one buffer: the kernel
 /// copies one long slice far faster than dozens of short ones, and the copy
@@ -460,9 +461,9 @@ fn write_batch(
     outlet: &Outlet,
     stream: &TcpStream,
     batch: &[Chunk],
+    total: usize,
     give_up_after: Duration,
 ) -> io::Result<()> {
-    let total: usize = batch.iter().map(|c| c.bytes().len()).sum();
     if batch.len() > 1 && total <= MAX_GATHER_BYTES {
         let mut gathered = Vec::with_capacity(total);
         for chunk in batch {
